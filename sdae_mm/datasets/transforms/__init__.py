@@ -1,0 +1,3 @@
+from .masking import MultiFoldMaskGenerator, RandomPatchMaskGenerator
+
+__all__ = ['RandomPatchMaskGenerator', 'MultiFoldMaskGenerator']

@@ -1,0 +1,3 @@
+from .teacher_ema_hook import TeacherEMAHook
+
+__all__ = ['TeacherEMAHook']

@@ -1,0 +1,4 @@
+from .base import TeacherStudentSelfSupervisor
+from .sdae import SdAE
+
+__all__ = ['TeacherStudentSelfSupervisor', 'SdAE']

@@ -1,0 +1,3 @@
+from .mim_vit import MIMVisionTransformer
+
+__all__ = ['MIMVisionTransformer']

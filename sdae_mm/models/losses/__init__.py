@@ -1,0 +1,3 @@
+from .cosine import CosineDistanceLoss
+
+__all__ = ['CosineDistanceLoss']

@@ -1,0 +1,3 @@
+from .mim_decoder import MIMDecoder
+
+__all__ = ['MIMDecoder']

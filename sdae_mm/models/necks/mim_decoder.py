@@ -1,0 +1,106 @@
+"""The MAE-style decoder shared by the MIM students."""
+from typing import Optional
+
+import torch
+import torch.nn as nn
+from mmcv.cnn import build_norm_layer
+from mmengine.model import BaseModule
+from mmpretrain.models.backbones.vision_transformer import TransformerEncoderLayer
+from mmpretrain.registry import MODELS
+
+from ..utils import gather_tokens, sincos_pos_embed
+
+
+@MODELS.register_module()
+class MIMDecoder(BaseModule):
+    """Lightweight transformer decoder over all patch positions (`MAE
+    <https://arxiv.org/abs/2111.06377>`_).
+
+    The encoded visible tokens are projected to the decoder width, mask tokens fill the
+    masked positions, a fixed sine-cosine position embedding is added, and the blocks,
+    a norm and a linear prediction layer follow. SdAE and dBOT predict teacher features
+    (``out_channels`` = teacher width); MAE and RC-MAE predict pixels
+    (``out_channels`` = ``patch_size ** 2 * 3``).
+
+    Args:
+        num_patches (int): Number of patches ``L`` (a square grid).
+        in_channels (int): Encoder width.
+        out_channels (int): Width of the prediction per patch.
+        embed_dims (int): Decoder width. Defaults to 512.
+        num_layers (int): Decoder depth. Defaults to 8.
+        num_heads (int): Decoder heads. Defaults to 16.
+        mlp_ratio (float): FFN hidden ratio. Defaults to 4.
+        norm_cfg (dict): Norm config. Defaults to LN with eps 1e-6.
+        init_cfg (dict, optional): Initialisation config. Defaults to None (MAE's init).
+    """
+
+    def __init__(self,
+                 num_patches: int,
+                 in_channels: int,
+                 out_channels: int,
+                 embed_dims: int = 512,
+                 num_layers: int = 8,
+                 num_heads: int = 16,
+                 mlp_ratio: float = 4.,
+                 norm_cfg: dict = dict(type='LN', eps=1e-6),
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        grid = int(round(num_patches**.5))
+        if grid * grid != num_patches:
+            raise ValueError(f'num_patches must be a square number, got {num_patches}')
+        self.num_patches = num_patches
+        self.decoder_embed = nn.Linear(in_channels, embed_dims)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, embed_dims))
+        self.decoder_pos_embed = nn.Parameter(
+            torch.zeros(1, num_patches + 1, embed_dims), requires_grad=False)
+        self.decoder_blocks = nn.ModuleList([
+            TransformerEncoderLayer(
+                embed_dims, num_heads, int(mlp_ratio * embed_dims), qkv_bias=True,
+                norm_cfg=norm_cfg) for _ in range(num_layers)
+        ])
+        self.decoder_norm = build_norm_layer(norm_cfg, embed_dims)[1]
+        self.decoder_pred = nn.Linear(embed_dims, out_channels)
+
+    def init_weights(self) -> None:
+        """MAE's initialisation: xavier-uniform linears with zero bias, unit norms,
+        a sine-cosine position embedding and a N(0, 0.02) mask token."""
+        if self.init_cfg is not None:
+            super().init_weights()
+            return
+        grid = int(round(self.num_patches**.5))
+        self.decoder_pos_embed.data.copy_(
+            sincos_pos_embed(grid, self.decoder_pos_embed.shape[-1]))
+        nn.init.normal_(self.mask_token, std=.02)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        self._is_init = True
+
+    def forward(self, x: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
+        """Predict every patch.
+
+        Args:
+            x (Tensor): Encoded tokens ``(B, 1 + n, C)``, cls first, visible patches in
+                the order of ``ids_shuffle``.
+            ids_restore (Tensor): ``argsort(ids_shuffle)``, ``(B, L)``.
+
+        Returns:
+            Tensor: Predictions ``(B, L, out_channels)`` in patch order (cls dropped).
+        """
+        x = self.decoder_embed(x)
+        B, n1, C = x.shape
+        L = ids_restore.shape[1]
+        if L != self.num_patches:
+            raise ValueError(f'ids_restore has {L} patches; the decoder was built for '
+                             f'{self.num_patches}')
+        patches = torch.cat((x[:, 1:], self.mask_token.expand(B, L + 1 - n1, C)), dim=1)
+        patches = gather_tokens(patches, ids_restore)
+        x = torch.cat((x[:, :1], patches), dim=1) + self.decoder_pos_embed
+        for blk in self.decoder_blocks:
+            x = blk(x)
+        return self.decoder_pred(self.decoder_norm(x))[:, 1:]
