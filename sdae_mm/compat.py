@@ -6,9 +6,15 @@ checkpoint, whose ``message_hub`` holds :class:`mmengine.logging.HistoryBuffer` 
 numpy scalars/arrays, is refused and training cannot resume.
 
 Rather than turning the safe loader off, we allow-list exactly the classes that mmengine's
-own checkpoints contain. Nothing in installed packages is edited, and a checkpoint carrying
-any other pickled object is still refused by torch's safe loader.
+own checkpoints contain. ``HistoryBuffer`` pickles its statistic methods as
+``getattr(HistoryBuffer, 'mean')``; instead of allowing ``builtins.getattr`` itself, that
+global resolves to :func:`_history_buffer_getattr`, which only returns the statistics
+registered on ``HistoryBuffer`` and refuses every other attribute. Nothing in installed
+packages is edited, and a checkpoint carrying any other pickled object is still refused by
+torch's safe loader.
 """
+import pickle
+
 import numpy as np
 import torch
 
@@ -29,10 +35,22 @@ def _numpy_safe_globals():
     return [_reconstruct, scalar, np.ndarray, np.dtype] + dtype_classes
 
 
+def _history_buffer_getattr(obj, name):
+    """``getattr`` for the unpickler, limited to ``HistoryBuffer``'s statistic methods."""
+    from mmengine.logging import HistoryBuffer
+    allowed = {'min', 'max', 'current', 'mean'} | set(HistoryBuffer._statistics_methods)
+    if obj is HistoryBuffer and name in allowed:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'checkpoint asks for getattr({obj!r}, {name!r}); the safe loader only resolves '
+        'HistoryBuffer statistics this way')
+
+
 def _mmengine_safe_globals():
     """mmengine objects stored in the ``message_hub`` of every Runner checkpoint."""
     from mmengine.logging import HistoryBuffer
-    return [HistoryBuffer]
+    return [HistoryBuffer, (_history_buffer_getattr, 'builtins.getattr'),
+            (_history_buffer_getattr, '__builtin__.getattr')]
 
 
 CHECKPOINT_SAFE_GLOBALS = _numpy_safe_globals() + _mmengine_safe_globals()

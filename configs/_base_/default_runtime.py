@@ -9,6 +9,8 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', interval=20, max_keep_ckpts=3, save_last=True),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # RNG states in checkpoints: a resumed run takes the same next step (sdae_mm)
+    rng_state=dict(type='RNGStateHook'),
 )
 
 env_cfg = dict(

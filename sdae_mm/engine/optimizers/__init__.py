@@ -1,0 +1,1 @@
+from .layer_decay_constructor import ViTLayerDecayOptimWrapperConstructor  # noqa: F401

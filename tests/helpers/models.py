@@ -1,0 +1,21 @@
+"""Tiny model configs for tests."""
+
+TINY_ARCH = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64)
+
+
+def tiny_sdae_cfg(img_size=32, patch_size=8, num_teacher_tokens=12, num_folds=3, **kwargs):
+    """An SdAE with a 2-block, 32-wide ViT on ``img_size`` images."""
+    num_patches = (img_size // patch_size)**2
+    vit = dict(type='MIMVisionTransformer', arch=TINY_ARCH, img_size=img_size,
+               patch_size=patch_size)
+    cfg = dict(
+        type='SdAE',
+        backbone=dict(vit, drop_path_rate=0., init_mode='mae', fixed_pos_embed=True),
+        neck=dict(type='MIMDecoder', num_patches=num_patches, in_channels=32,
+                  out_channels=32, embed_dims=16, num_layers=1, num_heads=2),
+        head=dict(type='FeatureDistillHead', loss=dict(type='CosineDistanceLoss', dim=1)),
+        num_teacher_tokens=num_teacher_tokens,
+        num_folds=num_folds,
+        teacher=dict(vit, drop_path_rate=0., init_mode='timm', fixed_pos_embed=False))
+    cfg.update(kwargs)
+    return cfg
