@@ -1,0 +1,3 @@
+from .masks import render_mask_views
+
+__all__ = ['render_mask_views']
