@@ -27,6 +27,7 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the dir to save logs and metrics')
     parser.add_argument('--out', help='dump the raw predictions to this pickle file')
+    parser.add_argument('--metrics-json', help='write the evaluation metrics to this JSON file')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override settings of the config, key=value')
@@ -62,6 +63,12 @@ def main(argv=None):
         from mmengine.evaluator import DumpResults
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
     metrics = runner.test()
+    if args.metrics_json:
+        import json
+        os.makedirs(osp.dirname(osp.abspath(args.metrics_json)), exist_ok=True)
+        with open(args.metrics_json, 'w') as f:
+            json.dump({k: float(v) if isinstance(v, (int, float)) or hasattr(v, 'item') else v
+                       for k, v in metrics.items()}, f, indent=2)
     return metrics
 
 

@@ -29,6 +29,9 @@ class TeacherStudentSelfSupervisor(BaseSelfSupervisor):
         head (dict): Loss head config.
         teacher (dict, optional): Teacher config. Defaults to the backbone config with
             ``drop_path_rate=0``.
+        teacher_neck (dict, optional): A teacher decoder that follows the student's neck
+            (RC-MAE's teacher is the whole MAE); saved under ``teacher_neck.``. Defaults
+            to None (the teacher is an encoder only).
         teacher_init (str): ``'random'``: the teacher keeps its own initialisation (official
             SdAE and dBOT's first stage); ``'student'``: a copy of the student (RC-MAE);
             ``'pretrained'``: loaded from ``teacher_checkpoint``. Defaults to ``'random'``.
@@ -44,6 +47,7 @@ class TeacherStudentSelfSupervisor(BaseSelfSupervisor):
                  neck: dict,
                  head: dict,
                  teacher: Optional[dict] = None,
+                 teacher_neck: Optional[dict] = None,
                  teacher_init: str = 'random',
                  teacher_checkpoint: Optional[str] = None,
                  data_preprocessor: Optional[dict] = None,
@@ -60,8 +64,10 @@ class TeacherStudentSelfSupervisor(BaseSelfSupervisor):
             teacher = copy.deepcopy(backbone)
             teacher['drop_path_rate'] = 0.
         self.teacher = self.build_teacher(teacher)
-        self.teacher.requires_grad_(False)
-        self.teacher.eval()
+        self.teacher_neck = None if teacher_neck is None else self.build_teacher(teacher_neck)
+        for _, module, _ in self.teacher_groups():
+            module.requires_grad_(False)
+            module.eval()
         self.teacher_init = teacher_init
         self.teacher_checkpoint = teacher_checkpoint
         self.check_teacher()
@@ -75,15 +81,32 @@ class TeacherStudentSelfSupervisor(BaseSelfSupervisor):
         """The student module the teacher follows (EMA source). Default: the backbone."""
         return self.backbone
 
+    def teacher_groups(self) -> List[Tuple[str, nn.Module, nn.Module]]:
+        """``(attribute, teacher module, student module it follows)`` for each teacher part:
+        the encoder (``teacher`` follows :meth:`teacher_source`) and, when built, the
+        decoder (``teacher_neck`` follows ``neck``)."""
+        groups = [('teacher', self.teacher, self.teacher_source())]
+        if getattr(self, 'teacher_neck', None) is not None:
+            groups.append(('teacher_neck', self.teacher_neck, self.neck))
+        return groups
+
     def teacher_pairs(self) -> List[Tuple[str, nn.Parameter, nn.Parameter]]:
         """``(name, teacher_param, source_param)`` for every teacher parameter."""
-        source = dict(self.teacher_source().named_parameters())
-        return [(name, p, source[name]) for name, p in self.teacher.named_parameters()]
+        pairs = []
+        for _, teacher, source_module in self.teacher_groups():
+            source = dict(source_module.named_parameters())
+            pairs += [(name, p, source[name]) for name, p in teacher.named_parameters()]
+        return pairs
 
     def check_teacher(self) -> None:
         """Raise if the teacher's parameters do not match its source's by name and shape."""
-        teacher = {k: tuple(v.shape) for k, v in self.teacher.named_parameters()}
-        source = {k: tuple(v.shape) for k, v in self.teacher_source().named_parameters()}
+        for attr, teacher_module, source_module in self.teacher_groups():
+            self._check_teacher_part(attr, teacher_module, source_module)
+
+    def _check_teacher_part(self, attr: str, teacher_module: nn.Module,
+                            source_module: nn.Module) -> None:
+        teacher = {k: tuple(v.shape) for k, v in teacher_module.named_parameters()}
+        source = {k: tuple(v.shape) for k, v in source_module.named_parameters()}
         missing = sorted(set(teacher) - set(source))
         extra = sorted(set(source) - set(teacher))
         shapes = sorted(f'{k}: teacher {teacher[k]} vs student {source[k]}'
@@ -96,13 +119,15 @@ class TeacherStudentSelfSupervisor(BaseSelfSupervisor):
                 lines.append(f'only in the student: {extra[:8]}')
             if shapes:
                 lines.append(f'shape mismatch: {shapes[:8]}')
-            raise ValueError(f'{type(self).__name__}: the teacher does not match the student '
+            what = 'teacher' if attr == 'teacher' else f'teacher ({attr})'
+            raise ValueError(f'{type(self).__name__}: the {what} does not match the student '
                              'it follows (' + '; '.join(lines) + ')')
 
     def train(self, mode: bool = True) -> 'TeacherStudentSelfSupervisor':
         """Switch the student's mode; the teacher always stays in eval mode."""
         super().train(mode)
-        self.teacher.eval()
+        for _, module, _ in self.teacher_groups():
+            module.eval()
         return self
 
     def init_weights(self) -> None:

@@ -19,7 +19,7 @@ class MIMVisionTransformer(VisionTransformer):
     Attention uses ``torch.nn.functional.scaled_dot_product_attention`` (mmpretrain's
     ``MultiheadAttention`` does on torch >= 2.0).
 
-    Three forwards:
+    Four forwards:
 
     - ``forward(x)``: the plain ViT forward of mmpretrain (features for transfer and kNN).
     - ``forward_masked(x, ids_keep)``: the student encoder over the given visible patches
@@ -29,6 +29,8 @@ class MIMVisionTransformer(VisionTransformer):
       cls token is one sequence (SdAE's multi-fold views; ``num_views=1`` is one view of
       all ``ids``), all views of the batch run as one batched call. ``ids=None`` is the
       whole image. Returns ``(B, n, C)`` patch features (cls dropped), in the order of ``ids``.
+    - ``forward_tokens(x, num_layers, final_norm)``: the whole image through the first
+      ``num_layers`` blocks, optionally without the final norm: ``(B, 1 + L, C)`` (dBOT).
 
     Args:
         arch (str | dict): ViT architecture (mmpretrain names, e.g. ``'b'``, ``'l'``,
@@ -121,18 +123,33 @@ class MIMVisionTransformer(VisionTransformer):
                              f'patch grid; this encoder was built for {self.patch_resolution}')
         return tokens + self.pos_embed[:, self.num_extra_tokens:]
 
-    def _encode(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Prepend the cls token and run the blocks and the final norm."""
+    def _encode(self,
+                tokens: torch.Tensor,
+                num_layers: Optional[int] = None,
+                final_norm: bool = True) -> torch.Tensor:
+        """Prepend the cls token and run the (first ``num_layers``) blocks and the final
+        norm."""
         cls = (self.cls_token + self.pos_embed[:, :1]).expand(tokens.shape[0], -1, -1)
         x = torch.cat((cls, tokens), dim=1)
         x = self.pre_norm(self.drop_after_pos(x))
-        for layer in self.layers:
+        layers = self.layers if num_layers is None else self.layers[:num_layers]
+        for layer in layers:
             x = layer(x)
-        return self.ln1(x)
+        return self.ln1(x) if final_norm else x
 
     def forward_masked(self, x: torch.Tensor, ids_keep: torch.Tensor) -> torch.Tensor:
         """Encode the visible patches ``ids_keep`` (B, n): returns ``(B, 1 + n, C)``."""
         return self._encode(gather_tokens(self._embed(x), ids_keep))
+
+    def forward_tokens(self,
+                       x: torch.Tensor,
+                       num_layers: Optional[int] = None,
+                       final_norm: bool = True) -> torch.Tensor:
+        """The whole image through the first ``num_layers`` blocks (all when None), with
+        or without the final norm: returns ``(B, 1 + L, C)``, cls first (dBOT's teacher)."""
+        if num_layers is not None and not 0 <= num_layers <= len(self.layers):
+            raise ValueError(f'num_layers must be in [0, {len(self.layers)}], got {num_layers}')
+        return self._encode(self._embed(x), num_layers, final_norm)
 
     def forward_views(self,
                       x: torch.Tensor,

@@ -81,16 +81,22 @@ class MIMDecoder(BaseModule):
                 nn.init.zeros_(m.bias)
         self._is_init = True
 
-    def forward(self, x: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
+    def forward(self,
+                x: torch.Tensor,
+                ids_restore: torch.Tensor,
+                keep_cls: bool = False) -> torch.Tensor:
         """Predict every patch.
 
         Args:
             x (Tensor): Encoded tokens ``(B, 1 + n, C)``, cls first, visible patches in
                 the order of ``ids_shuffle``.
             ids_restore (Tensor): ``argsort(ids_shuffle)``, ``(B, L)``.
+            keep_cls (bool): Also return the prediction at the cls position (dBOT's loss
+                counts it). Defaults to False.
 
         Returns:
-            Tensor: Predictions ``(B, L, out_channels)`` in patch order (cls dropped).
+            Tensor: Predictions ``(B, L, out_channels)`` in patch order (cls dropped), or
+            ``(B, 1 + L, out_channels)`` with the cls position first when ``keep_cls``.
         """
         x = self.decoder_embed(x)
         B, n1, C = x.shape
@@ -103,4 +109,5 @@ class MIMDecoder(BaseModule):
         x = torch.cat((x[:, :1], patches), dim=1) + self.decoder_pos_embed
         for blk in self.decoder_blocks:
             x = blk(x)
-        return self.decoder_pred(self.decoder_norm(x))[:, 1:]
+        x = self.decoder_pred(self.decoder_norm(x))
+        return x if keep_cls else x[:, 1:]

@@ -1,0 +1,12 @@
+# The MAE baseline, ViT-B/16, 800 epochs (otherwise as the 1600-epoch recipe).
+_base_ = ['./mae_vit-base-p16_8xb512-amp-coslr-1600e_in1k.py']
+
+max_epochs = 800
+warmup_epochs = 40
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-9, by_epoch=True, begin=0, end=warmup_epochs,
+         convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', T_max=max_epochs - warmup_epochs, eta_min=0.,
+         by_epoch=True, begin=warmup_epochs, end=max_epochs, convert_to_iter_based=True),
+]
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)

@@ -1,0 +1,3 @@
+from .stagewise_lr import StagewiseCosineLR, StagewiseCosineParamScheduler
+
+__all__ = ['StagewiseCosineLR', 'StagewiseCosineParamScheduler']
