@@ -145,7 +145,7 @@ class Demo:
         for name, path in (('sdae', ckpt), ('random', None)):
             res[name] = knn_eval_checkpoint(
                 path, arch_config=osp.join(ROOT, LINEAR_CFG),
-                data_root=f'{self.data_root}/cls', k=20, temperature=0.07,
+                data_root=f'{self.data_root}/cls', k=20, temperature=0.07, feature='avg',
                 max_train=256 if self.quick else None, max_val=64 if self.quick else None)
         self.results['knn'] = res
 
