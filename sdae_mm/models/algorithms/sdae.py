@@ -83,8 +83,12 @@ class SdAE(TeacherStudentSelfSupervisor):
         ids_restore = torch.argsort(ids_shuffle, dim=1)
         ids_teacher = ids_shuffle[:, num_visible:num_visible + num_teacher]
 
-        latent = self.backbone.forward_masked(inputs, ids_shuffle[:, :num_visible])
-        pred = gather_tokens(self.neck(latent, ids_restore), ids_teacher)
+        # The teacher runs first: its transient buffers are then freed before the
+        # student's activations (which live until the backward pass) are allocated, so
+        # they do not add to the peak memory. It draws no random numbers, so the order
+        # does not change the student's drop path.
         with torch.no_grad():
             target = self.teacher.forward_views(inputs, ids_teacher, self.num_folds)
+        latent = self.backbone.forward_masked(inputs, ids_shuffle[:, :num_visible])
+        pred = gather_tokens(self.neck(latent, ids_restore), ids_teacher)
         return dict(loss=self.head.loss(pred, target, self.num_folds))

@@ -1,0 +1,34 @@
+# MAE/BEiT segmentation schedule (mmseg 1.2.2 configs/mae/mae-base_upernet_8xb2-amp-160k_...):
+# AdamW lr 1e-4 (total batch 16), wd 0.05, layer decay 0.65 through sdae-mm's shared
+# constructor, 1,500-iteration linear warm-up then poly (power 1) decay to 0 at 160k.
+optim_wrapper = dict(
+    type='AmpOptimWrapper',  # fp16, dynamic loss scale (GPU only; use OptimWrapper on CPU)
+    loss_scale='dynamic',
+    optimizer=dict(
+        type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
+    constructor='ViTLayerDecayOptimWrapperConstructor',
+    paramwise_cfg=dict(layer_decay_rate=0.65, num_layers=12))
+param_scheduler = [
+    dict(
+        type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),
+    dict(
+        type='PolyLR',
+        eta_min=0.0,
+        power=1.0,
+        begin=1500,
+        end=160000,
+        by_epoch=False)
+]
+train_cfg = dict(
+    type='IterBasedTrainLoop', max_iters=160000, val_interval=16000)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=16000),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='SegVisualizationHook'))
+# lr 1e-4 is for 8 GPUs x 2 images; `--auto-scale-lr` (or enable=True) rescales it linearly
+auto_scale_lr = dict(enable=False, base_batch_size=16)
