@@ -162,3 +162,21 @@ def test_bad_input():
         tool.parse_args(['--amp', 'fp8'])
     with pytest.raises(ValueError, match='KEY=VALUE'):
         tool.parse_cfg_options(['model.neck'])
+
+
+def test_compile_blocks_prepares_every_block():
+    from mmpretrain.models.backbones.vision_transformer import TransformerEncoderLayer
+    cfg = bm.load_benchmark_config('sdae', 't', 32, cfg_options={
+        'model.neck.embed_dims': 32, 'model.neck.num_layers': 1, 'model.neck.num_heads': 2})
+    model = bm.build_model(cfg, torch.device('cpu'))
+    blocks = [m for m in model.modules() if isinstance(m, TransformerEncoderLayer)]
+    rates = [m.drop_prob for m in model.backbone.modules() if hasattr(m, 'drop_prob')]
+    with torch._dynamo.config.patch(specialize_float=False):
+        assert bm.compile_blocks(model) == len(blocks) == 12 + 1 + 12
+        assert torch._dynamo.config.specialize_float
+    # stochastic-depth rates as Python floats (mmpretrain gives numpy scalars), same values
+    after = [m.drop_prob for m in model.backbone.modules() if hasattr(m, 'drop_prob')]
+    assert all(type(r) is float for r in after) and after == [float(r) for r in rates]
+    assert max(after) == pytest.approx(0.25)
+    with pytest.raises(ValueError, match='no transformer block'):
+        bm.compile_blocks(torch.nn.Linear(2, 2))
