@@ -27,3 +27,18 @@ def demo_data(tmp_path_factory):
     out = tmp_path_factory.mktemp('demo_data')
     build_demo_data(str(out))
     return str(out)
+
+
+@pytest.fixture(autouse=True)
+def default_scope(request):
+    """Every test starts in its library's default scope: ``DEFAULT_SCOPE`` of its module,
+    else mmpretrain.
+
+    mmengine keeps the latest default scope process-wide: a test that builds an mmseg or
+    mmdet Runner would otherwise make later ``MODELS.build`` calls look in that library's
+    registry. Scopes a test creates are dropped when it ends.
+    """
+    from mmengine.registry import DefaultScope
+    scope = getattr(request.module, 'DEFAULT_SCOPE', 'mmpretrain')
+    with DefaultScope.overwrite_default_scope(scope):
+        yield

@@ -167,12 +167,12 @@ class Demo:
             res[name] = self._val_metrics(runner, ['accuracy/top1'])['accuracy/top1']
         self.results['linear'] = res
 
-    def _downstream(self, config, name, target, ckpt_key, metric_keys):
+    def _downstream(self, config, name, target, ckpt_key, metric_keys, extra=()):
         ckpt = self.results['convert'][target]
         opts = [f'train_dataloader.dataset.data_root={self.data_root}/scenes',
                 f'val_dataloader.dataset.data_root={self.data_root}/scenes',
                 f'test_dataloader.dataset.data_root={self.data_root}/scenes',
-                f'{ckpt_key}={ckpt}']
+                f'{ckpt_key}={ckpt}', *extra]
         if self.quick:
             opts += ['train_cfg.max_iters=2', 'train_cfg.val_interval=2',
                      'train_dataloader.dataset.indices=8', 'val_dataloader.dataset.indices=4',
@@ -187,8 +187,12 @@ class Demo:
                                                'model.backbone.init_cfg.checkpoint', ['mIoU'])
 
     def stage_det(self) -> None:
-        self.results['det'] = self._downstream(DET_CFG, 'mask-rcnn', 'mmdet', 'model.backbone.checkpoint',
-                                               ['coco/bbox_mAP', 'coco/segm_mAP'])
+        # the COCO metric reads the annotation file itself, not through the dataset
+        ann = f'{self.data_root}/scenes/annotations/instances_val.json'
+        self.results['det'] = self._downstream(
+            DET_CFG, 'mask-rcnn', 'mmdet', 'model.backbone.checkpoint',
+            ['coco/bbox_mAP', 'coco/segm_mAP'],
+            extra=[f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}'])
 
     def stage_report(self) -> None:
         from sdae_mm.utils.demo_report import plot_loss_curve, write_report

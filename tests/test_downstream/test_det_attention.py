@@ -8,6 +8,9 @@ from sdae_mm.downstream.det.attention import (RelPosAttention, ViTDetLayer,
                                               decomposed_rel_pos_bias, get_rel_pos,
                                               window_partition, window_unpartition)
 
+#: default scope of every test here (see tests/conftest.py)
+DEFAULT_SCOPE = 'mmdet'
+
 C, HEADS, FFN = 32, 2, 64
 
 

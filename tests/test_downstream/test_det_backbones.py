@@ -8,6 +8,9 @@ from sdae_mm.downstream.det import PlainViT, ViTDet
 from sdae_mm.downstream.det.checkpoint import CheckpointMismatchError, summarize_keys
 from sdae_mm.utils.checkpoint import convert_state_dict
 
+#: default scope of every test here (see tests/conftest.py)
+DEFAULT_SCOPE = 'mmdet'
+
 ARCH2 = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64)
 ARCH4 = dict(ARCH2, num_layers=4)
 

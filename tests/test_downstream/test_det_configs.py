@@ -7,9 +7,11 @@ import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.optim import build_optim_wrapper
-from mmengine.registry import DefaultScope
 
 from sdae_mm.downstream.det import PlainViT, ViTDet
+
+#: default scope of every test here (see tests/conftest.py)
+DEFAULT_SCOPE = 'mmdet'
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 BENCHMARKS = sorted(glob.glob(osp.join(ROOT, 'configs/benchmarks/detection/*.py')))
@@ -29,11 +31,6 @@ EXPECTED = {
          milestones=[163889, 177546], iters=184375, batch=4, warmup=250),
 }
 
-
-@pytest.fixture(autouse=True)
-def mmdet_scope():
-    with DefaultScope.overwrite_default_scope('mmdet'):
-        yield
 
 
 def test_configs_are_found():

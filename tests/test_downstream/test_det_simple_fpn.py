@@ -5,16 +5,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn as nn
-from mmengine.registry import DefaultScope
 
 from sdae_mm.downstream.det import Fp16CompressionHook, LayerNorm2d, SimpleFPN
 
-
-@pytest.fixture(autouse=True)
-def mmdet_scope():
-    """mmcv builds 'LN2d' from the current scope's registry, as under an mmdet config."""
-    with DefaultScope.overwrite_default_scope('mmdet'):
-        yield
+#: default scope of every test here (see tests/conftest.py): mmcv builds 'LN2d' from the
+#: current scope's registry, as under an mmdet config
+DEFAULT_SCOPE = 'mmdet'
 
 
 def test_ln2d_is_layernorm_over_channels():

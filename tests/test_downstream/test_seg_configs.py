@@ -8,6 +8,9 @@ from mmengine.registry import DefaultScope
 from mmengine.optim import build_optim_wrapper
 from mmseg.registry import MODELS
 
+#: default scope of every test here (see tests/conftest.py)
+DEFAULT_SCOPE = 'mmseg'
+
 SEG = 'configs/benchmarks/segmentation'
 VIT_B = f'{SEG}/upernet_vit-b-p16_8xb2-amp-160k_ade20k-512x512.py'
 

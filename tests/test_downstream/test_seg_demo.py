@@ -18,6 +18,9 @@ from PIL import Image
 
 from sdae_mm.utils.checkpoint import convert_state_dict
 
+#: default scope of every test here (see tests/conftest.py)
+DEFAULT_SCOPE = 'mmseg'
+
 DEMO_CFG = 'configs/demo/upernet_vit-demo_1xb8-300iters_digit-scenes-128x128.py'
 DEMO_ARCH = dict(embed_dims=96, num_layers=6, num_heads=3, feedforward_channels=384)
 NUM_CLASSES = 11

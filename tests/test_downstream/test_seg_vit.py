@@ -7,6 +7,9 @@ from mmseg.registry import MODELS
 from sdae_mm.downstream.seg import SdMIMSegViT
 from sdae_mm.utils.checkpoint import convert_state_dict
 
+#: default scope of every test here (see tests/conftest.py)
+DEFAULT_SCOPE = 'mmseg'
+
 ARCH = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=128)
 
 
