@@ -27,6 +27,8 @@ optim_wrapper = dict(
     loss_scale='dynamic',
     optimizer=dict(type='AdamW', lr=lr, betas=(0.9, 0.95), weight_decay=0.05),
     clip_grad=dict(max_norm=3.0),
+    # the teacher has no gradient: leave it out of the optimizer
+    constructor='TrainableOptimWrapperConstructor',
     paramwise_cfg=dict(bias_decay_mult=0., norm_decay_mult=0., flat_decay_mult=0.))
 
 # Official util/lr_sched.py: in every stage a 40-epoch linear warm-up from 0 and a cosine

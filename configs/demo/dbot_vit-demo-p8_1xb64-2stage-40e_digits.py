@@ -32,6 +32,8 @@ optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=1.5e-3, betas=(0.9, 0.95), weight_decay=0.05),
     clip_grad=dict(max_norm=3.0),
+    # the teacher has no gradient: leave it out of the optimizer
+    constructor='TrainableOptimWrapperConstructor',
     paramwise_cfg=dict(bias_decay_mult=0., norm_decay_mult=0., flat_decay_mult=0.))
 param_scheduler = [
     dict(type='StagewiseCosineLR', stage_epochs=stage_epochs, warmup_epochs=warmup_epochs,

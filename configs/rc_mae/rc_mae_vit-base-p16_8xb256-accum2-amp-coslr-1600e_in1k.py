@@ -27,6 +27,8 @@ optim_wrapper = dict(
     loss_scale='dynamic',
     accumulative_counts=2,
     optimizer=dict(type='AdamW', lr=lr, betas=(0.9, 0.95), weight_decay=0.05),
+    # the teacher has no gradient: leave it out of the optimizer
+    constructor='TrainableOptimWrapperConstructor',
     paramwise_cfg=dict(bias_decay_mult=0., norm_decay_mult=0., flat_decay_mult=0.))
 
 # Per-iteration half-cycle cosine after a linear warm-up from 0 (official lr_sched.py).

@@ -536,6 +536,9 @@ def run_benchmark(algo: str = 'sdae',
     if breakdown is None:
         breakdown = dev.type == 'cpu'
     torch.manual_seed(seed)
+    # what the process holds before the model exists (interpreter, torch and the
+    # OpenMMLab libraries): the CPU peak above it is the model's and the step's
+    import_mem = peak_memory_mb(dev) if dev.type == 'cpu' else 0.
     cfg = load_benchmark_config(algo, arch, img_size, config, cfg_options)
     model = build_model(cfg, dev)
     if teacher_views == 'full':
@@ -587,6 +590,8 @@ def run_benchmark(algo: str = 'sdae',
         step_cpu_ms=1e3 * _median([r['cpu'] for r in records]),
         peak_mem_mb=peak,
         peak_mem_kind='cuda_max_memory_allocated' if dev.type == 'cuda' else 'max_rss',
+        import_mem_mb=import_mem,
+        peak_mem_above_imports_mb=peak - import_mem,
         teacher_update='ema' if momentum is not None else 'none',
         num_teacher_tokens=getattr(model, 'num_teacher_tokens', None),
         params_trainable=sum(p.numel() for p in model.parameters() if p.requires_grad),
@@ -627,12 +632,15 @@ def format_table(result: dict) -> str:
     if 'img_per_s_without_teacher_update' in result:
         rows.append(('img/s w/o teacher update',
                      f"{result['img_per_s_without_teacher_update']:.2f}"))
-    rows += [
-        (f"peak mem MB ({result['peak_mem_kind']})", f"{result['peak_mem_mb']:.0f}"),
-        ('GFLOPs / img (fwd+bwd)', f"{result['flops_per_img'] / 1e9:.2f}"),
-        ('teacher GFLOPs / img', f"{result['teacher_flops_per_img'] / 1e9:.2f}"),
-        ('achieved TFLOP/s', f"{result['achieved_tflops']:.3f}"),
-    ]
+    rows.append((f"peak mem MB ({result['peak_mem_kind']})", f"{result['peak_mem_mb']:.0f}"))
+    if result.get('import_mem_mb'):
+        rows.append(('  of which before the model', f"{result['import_mem_mb']:.0f}"))
+    if result['flops_per_img']:
+        rows += [
+            ('GFLOPs / img (fwd+bwd)', f"{result['flops_per_img'] / 1e9:.2f}"),
+            ('teacher GFLOPs / img', f"{result['teacher_flops_per_img'] / 1e9:.2f}"),
+            ('achieved TFLOP/s', f"{result['achieved_tflops']:.3f}"),
+        ]
     if result.get('mfu') is not None:
         rows.append(('MFU', f"{100 * result['mfu']:.1f}% of {result['peak_tflops']} TFLOP/s"))
     width = max(len(k) for k, _ in rows)

@@ -72,6 +72,9 @@ def test_json_has_positive_figures(folds_and_full):
     assert written['step_ms'] == pytest.approx(sorted(written['step_ms_all'])[0] / 2 +
                                                sorted(written['step_ms_all'])[1] / 2)
     assert written['peak_mem_kind'] == 'max_rss' and written['mfu'] is None
+    assert 0 < written['import_mem_mb'] <= written['peak_mem_mb']
+    assert written['peak_mem_above_imports_mb'] == pytest.approx(
+        written['peak_mem_mb'] - written['import_mem_mb'])
     assert (written['algo'], written['arch'], written['device'], written['amp']) == \
         ('sdae', 't', 'cpu', 'none')
     assert written['teacher_update'] == 'ema'

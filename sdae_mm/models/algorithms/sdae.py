@@ -5,7 +5,6 @@ import torch
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from ..utils import gather_tokens
 from .base import TeacherStudentSelfSupervisor
 
 
@@ -90,5 +89,6 @@ class SdAE(TeacherStudentSelfSupervisor):
         with torch.no_grad():
             target = self.teacher.forward_views(inputs, ids_teacher, self.num_folds)
         latent = self.backbone.forward_masked(inputs, ids_shuffle[:, :num_visible])
-        pred = gather_tokens(self.neck(latent, ids_restore), ids_teacher)
+        # the decoder's last block and prediction run only where the loss looks
+        pred = self.neck(latent, ids_restore, query_ids=ids_teacher)
         return dict(loss=self.head.loss(pred, target, self.num_folds))

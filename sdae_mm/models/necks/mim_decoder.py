@@ -3,6 +3,7 @@ from typing import Optional
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 from mmpretrain.models.backbones.vision_transformer import TransformerEncoderLayer
@@ -84,8 +85,9 @@ class MIMDecoder(BaseModule):
     def forward(self,
                 x: torch.Tensor,
                 ids_restore: torch.Tensor,
-                keep_cls: bool = False) -> torch.Tensor:
-        """Predict every patch.
+                keep_cls: bool = False,
+                query_ids: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Predict every patch, or only the patches of ``query_ids``.
 
         Args:
             x (Tensor): Encoded tokens ``(B, 1 + n, C)``, cls first, visible patches in
@@ -93,10 +95,17 @@ class MIMDecoder(BaseModule):
             ids_restore (Tensor): ``argsort(ids_shuffle)``, ``(B, L)``.
             keep_cls (bool): Also return the prediction at the cls position (dBOT's loss
                 counts it). Defaults to False.
+            query_ids (Tensor, optional): Patch indices ``(B, K)`` whose predictions are
+                wanted (SdAE's teacher tokens). The last block then computes its queries,
+                attention output and FFN, and the norm and prediction layer, only at these
+                positions (keys and values still come from every token): the same values
+                as ``gather_tokens(forward(x, ids_restore), query_ids)`` with about a
+                quarter less work in the last block. Not with ``keep_cls``.
 
         Returns:
-            Tensor: Predictions ``(B, L, out_channels)`` in patch order (cls dropped), or
-            ``(B, 1 + L, out_channels)`` with the cls position first when ``keep_cls``.
+            Tensor: Predictions ``(B, L, out_channels)`` in patch order (cls dropped),
+            ``(B, 1 + L, out_channels)`` with the cls position first when ``keep_cls``,
+            or ``(B, K, out_channels)`` in the order of ``query_ids``.
         """
         x = self.decoder_embed(x)
         B, n1, C = x.shape
@@ -104,10 +113,51 @@ class MIMDecoder(BaseModule):
         if L != self.num_patches:
             raise ValueError(f'ids_restore has {L} patches; the decoder was built for '
                              f'{self.num_patches}')
+        if query_ids is not None and keep_cls:
+            raise ValueError('query_ids and keep_cls=True cannot be combined')
         patches = torch.cat((x[:, 1:], self.mask_token.expand(B, L + 1 - n1, C)), dim=1)
         patches = gather_tokens(patches, ids_restore)
         x = torch.cat((x[:, :1], patches), dim=1) + self.decoder_pos_embed
-        for blk in self.decoder_blocks:
-            x = blk(x)
+        if query_ids is None:
+            for blk in self.decoder_blocks:
+                x = blk(x)
+        else:
+            for blk in self.decoder_blocks[:-1]:
+                x = blk(x)
+            x = block_at_rows(self.decoder_blocks[-1], x, query_ids + 1)
         x = self.decoder_pred(self.decoder_norm(x))
-        return x if keep_cls else x[:, 1:]
+        return x[:, 1:] if query_ids is None and not keep_cls else x
+
+
+def block_at_rows(block: TransformerEncoderLayer, x: torch.Tensor,
+                  rows: torch.Tensor) -> torch.Tensor:
+    """``gather_tokens(block(x), rows)``, computed at those rows only.
+
+    Every token still provides keys and values; queries, the attention output, the
+    residuals and the FFN are evaluated only at ``rows``. Per-token operations (layer
+    scale, dropout, drop path) apply unchanged; a value shortcut is not supported.
+
+    Args:
+        block (TransformerEncoderLayer): An mmpretrain pre-norm ViT block.
+        x (Tensor): Its input ``(B, N, C)``.
+        rows (Tensor): Positions in ``x`` to evaluate, ``(B, K)``.
+
+    Returns:
+        Tensor: ``(B, K, C)``.
+    """
+    attn = block.attn
+    if attn.v_shortcut:
+        raise ValueError('block_at_rows does not support v_shortcut attention')
+    B, N, _ = x.shape
+    K, E, H = rows.shape[1], attn.embed_dims, attn.num_heads
+    h = block.ln1(x)
+    w, b = attn.qkv.weight, attn.qkv.bias
+    q = F.linear(gather_tokens(h, rows), w[:E], None if b is None else b[:E])
+    kv = F.linear(h, w[E:], None if b is None else b[E:])
+    q = q.reshape(B, K, H, attn.head_dims).transpose(1, 2)
+    k, v = kv.reshape(B, N, 2, H, attn.head_dims).permute(2, 0, 3, 1, 4).unbind(0)
+    out = attn.scaled_dot_product_attention(
+        q, k, v, dropout_p=attn.attn_drop if attn.training else 0.)
+    out = attn.proj(out.transpose(1, 2).reshape(B, K, E))
+    x = gather_tokens(x, rows) + attn.out_drop(attn.gamma1(attn.proj_drop(out)))
+    return block.ffn(block.ln2(x), identity=x)
