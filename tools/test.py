@@ -18,6 +18,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+from sdae_mm.datasets.demo_data import ensure_demo_data  # noqa: E402
 from sdae_mm.utils.dist import prepare_cpu_distributed  # noqa: E402
 
 
@@ -55,6 +56,7 @@ def main(argv=None):
     cfg.load_from = args.checkpoint
     if cfg.get('test_dataloader') is None:
         raise KeyError(f'{args.config} has no test_dataloader')
+    ensure_demo_data(cfg)  # configs/demo/* on a fresh clone
     prepare_cpu_distributed(cfg)
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     if args.out is not None:

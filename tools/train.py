@@ -5,7 +5,7 @@ Works for mmpretrain, mmseg and mmdet configs alike: the scope comes from the co
 
 Examples::
 
-    python tools/train.py configs/demo/sdae_vit-demo-p8_1xb64-30e_digits.py
+    python tools/train.py configs/demo/sdae_vit-demo-p8_1xb64-40e_digits.py
     python tools/train.py CONFIG --resume            # resume from the latest checkpoint
     tools/dist_train.sh configs/sdae_vit-b_300e.py 8
 """
@@ -21,6 +21,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+from sdae_mm.datasets.demo_data import ensure_demo_data  # noqa: E402
 from sdae_mm.utils.dist import prepare_cpu_distributed  # noqa: E402
 
 
@@ -100,6 +101,7 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
+    ensure_demo_data(cfg)  # configs/demo/* on a fresh clone
     prepare_cpu_distributed(cfg)
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     runner.train()

@@ -30,6 +30,7 @@ import json
 import os
 import os.path as osp
 import shutil
+import time
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -441,8 +442,62 @@ def build_demo_data(out_dir: str = 'data/demo', seed: int = 0, num_train_scenes:
     return dict(manifest, skipped=False)
 
 
+#: Sub-folders of a demo build that configs read as ``data_root``.
+DEMO_SUBSETS = ('cls', 'scenes')
+
+
+def demo_roots_of(cfg) -> List[str]:
+    """Demo builds a config reads: the parents of every dataloader ``data_root`` that ends
+    in ``cls`` or ``scenes`` (the demo layout), e.g. ``data/demo`` for
+    ``data/demo/scenes/``."""
+    roots = []
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        dataset = (cfg.get(key) or {}).get('dataset')
+        while isinstance(dataset, dict) and 'data_root' not in dataset and \
+                isinstance(dataset.get('dataset'), dict):
+            dataset = dataset['dataset']  # RepeatDataset / ClassBalancedDataset wrappers
+        root = dataset.get('data_root') if isinstance(dataset, dict) else None
+        if isinstance(root, str) and root:
+            parent, leaf = osp.split(osp.normpath(root))
+            if leaf in DEMO_SUBSETS and parent not in roots:
+                roots.append(parent)
+    return roots
+
+
+def ensure_demo_data(cfg, timeout: float = 600.) -> List[str]:
+    """Build the demo data a config reads when it is missing or incomplete.
+
+    Lets ``tools/train.py configs/demo/...`` run on a fresh clone. In a distributed launch
+    only local rank 0 builds; the other ranks wait for its manifest.
+
+    Args:
+        cfg (Config | dict): A train or test config.
+        timeout (float): Seconds a non-zero rank waits. Defaults to 600.
+
+    Returns:
+        list[str]: The demo roots that were built (empty when all were complete).
+    """
+    built = []
+    for root in demo_roots_of(cfg):
+        if is_complete(root):
+            continue
+        if int(os.environ.get('LOCAL_RANK', 0)) == 0:
+            print(f'[sdae_mm] building the demo data in {root} (missing or incomplete)',
+                  flush=True)
+            build_demo_data(root)
+            built.append(root)
+            continue
+        deadline = time.time() + timeout
+        while not is_complete(root):
+            if time.time() > deadline:
+                raise TimeoutError(f'rank 0 did not finish the demo data in {root} within '
+                                   f'{timeout:.0f} s')
+            time.sleep(1.)
+    return built
+
+
 __all__ = [
-    'DEMO_DATA_VERSION', 'DIGIT_CLASSES', 'SEG_CLASSES', 'DIGIT_PALETTE', 'SEG_PALETTE',
+    'DEMO_DATA_VERSION', 'demo_roots_of', 'ensure_demo_data', 'DIGIT_CLASSES', 'SEG_CLASSES', 'DIGIT_PALETTE', 'SEG_PALETTE',
     'CLS_METAINFO', 'DET_METAINFO', 'SEG_METAINFO', 'build_demo_data', 'is_complete',
     'read_manifest', 'load_digit_images', 'stratified_split', 'digit_alpha',
     'render_cls_image', 'render_scene'

@@ -13,8 +13,8 @@ from pycocotools import mask as mask_utils
 
 from sdae_mm.datasets.demo_data import (DEMO_DATA_VERSION, DET_METAINFO, DIGIT_CLASSES,
                                         SEG_CLASSES, SEG_METAINFO, SEG_PALETTE,
-                                        build_demo_data, is_complete, load_digit_images,
-                                        stratified_split)
+                                        build_demo_data, demo_roots_of, ensure_demo_data,
+                                        is_complete, load_digit_images, stratified_split)
 
 SPLITS = ('train', 'val')
 NUM_SCENES = {'train': 300, 'val': 60}
@@ -275,3 +275,35 @@ def test_mmseg_base_seg_dataset(demo_root, split):
             assert seg.shape == (1, 128, 128)
             assert np.array_equal(seg[0], sem)
             assert seg.max() <= 10 and len(np.unique(seg)) >= 2
+
+
+def test_demo_roots_of_configs():
+    from mmengine.config import Config
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    for name in ('sdae_vit-demo-p8_1xb64-40e_digits.py',
+                 'linear_vit-demo-p8_1xb64-10e_digits.py',
+                 'upernet_vit-demo_1xb8-300iters_digit-scenes-128x128.py',
+                 'mask-rcnn_vit-demo_fpn_1xb4-300iters_digit-scenes-128x128.py'):
+        cfg = Config.fromfile(osp.join(root, 'configs', 'demo', name))
+        assert demo_roots_of(cfg) == ['data/demo'], name
+    flagship = Config.fromfile(osp.join(root, 'configs', 'sdae_vit-b_300e.py'))
+    assert demo_roots_of(flagship) == []
+    wrapped = dict(train_dataloader=dict(dataset=dict(
+        type='RepeatDataset', times=2, dataset=dict(data_root='x/demo2/scenes/'))))
+    assert demo_roots_of(wrapped) == [osp.join('x', 'demo2')]
+
+
+def test_ensure_demo_data_builds_once_and_other_ranks_wait(demo_root, tmp_path,
+                                                          monkeypatch):
+    cfg = dict(train_dataloader=dict(dataset=dict(data_root=str(tmp_path / 'd' / 'cls'))),
+               val_dataloader=dict(dataset=dict(data_root=str(tmp_path / 'd' / 'scenes'))))
+    monkeypatch.setenv('LOCAL_RANK', '1')
+    with pytest.raises(TimeoutError, match='did not finish the demo data'):
+        ensure_demo_data(cfg, timeout=0.)
+    monkeypatch.setenv('LOCAL_RANK', '0')
+    assert ensure_demo_data(cfg) == [str(tmp_path / 'd')]
+    assert is_complete(str(tmp_path / 'd'))
+    assert _hashes(str(tmp_path / 'd')) == _hashes(demo_root)
+    assert ensure_demo_data(cfg) == []
+    monkeypatch.setenv('LOCAL_RANK', '1')
+    assert ensure_demo_data(cfg) == []
