@@ -17,7 +17,7 @@ import platform
 import resource
 import statistics
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from typing import Callable, Dict, List, Optional, Sequence
 
 import torch

@@ -1,4 +1,6 @@
-"""Tiny model configs for tests."""
+"""Tiny model configs and masked-batch samples for tests."""
+import torch
+from mmpretrain.structures import DataSample
 
 TINY_ARCH = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64)
 
@@ -19,3 +21,18 @@ def tiny_sdae_cfg(img_size=32, patch_size=8, num_teacher_tokens=12, num_folds=3,
         teacher=dict(vit, drop_path_rate=0., init_mode='timm', fixed_pos_embed=False))
     cfg.update(kwargs)
     return cfg
+
+
+def mask_samples(ids_shuffle, num_visible):
+    """One ``DataSample`` per row of ``ids_shuffle`` with the fields the mask generators
+    pack: ``ids_shuffle`` (numpy) and ``mask`` (1 = masked, the first ``num_visible`` of
+    the permutation visible)."""
+    out = []
+    for ids in ids_shuffle:
+        ds = DataSample()
+        mask = torch.ones(ids.numel(), dtype=torch.uint8)
+        mask[ids[:num_visible]] = 0
+        ds.set_field(ids.numpy(), 'ids_shuffle')
+        ds.set_field(mask, 'mask')
+        out.append(ds)
+    return out

@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.runner import Runner
 from mmpretrain.registry import MODELS
-from mmpretrain.structures import DataSample
 
 from tests.helpers.hooks import RecordLossHook
+from tests.helpers.models import mask_samples
 
 TINY_ARCH = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64)
 DEMO_CFG = 'configs/demo/dbot_vit-demo-p8_1xb64-2stage-40e_digits.py'
@@ -34,18 +34,6 @@ def tiny_dbot_cfg(img_size=32, patch_size=8, **kwargs):
         teacher=dict(vit, drop_path_rate=0.))
     cfg.update(kwargs)
     return cfg
-
-
-def _samples(ids_shuffle, num_visible):
-    out = []
-    for ids in ids_shuffle:
-        ds = DataSample()
-        mask = torch.ones(ids.numel(), dtype=torch.uint8)
-        mask[ids[:num_visible]] = 0
-        ds.set_field(ids.numpy(), 'ids_shuffle')
-        ds.set_field(mask, 'mask')
-        out.append(ds)
-    return out
 
 
 def _build(**kwargs):
@@ -148,7 +136,7 @@ def test_loss_equals_official_equations(teacher_depths, stage, final_norm, expec
     imgs = torch.randn(3, 3, 32, 32, generator=g, dtype=torch.float64)
     ids_shuffle = torch.argsort(torch.rand(3, 16, generator=g), dim=1)
     with torch.no_grad():
-        ours = model.loss(imgs, _samples(ids_shuffle, 4))['loss']
+        ours = model.loss(imgs, mask_samples(ids_shuffle, 4))['loss']
         ref = official_dbot_loss(model, imgs, ids_shuffle, 0.75, expected_depth, final_norm)
     assert ref.item() > 1e-3
     assert abs(ours.item() - ref.item()) < 1e-6
@@ -183,7 +171,7 @@ def test_loss_counts_cls_and_masked_positions_only():
         return orig(pred, target, mask)
 
     model.head.loss = spy
-    model.loss(x, _samples(ids, 4))
+    model.loss(x, mask_samples(ids, 4))
     assert captured['mask'].shape == (2, 17)
     assert captured['mask'][:, 0].sum() == 0 and captured['mask'].sum() == 2 * 12
 
@@ -365,7 +353,7 @@ def test_vit_b_recipe_builds_and_steps_on_cpu(repo_root):
     optim = build_optim_wrapper(model, optim_cfg)
     ids = torch.argsort(torch.rand(2, 196, generator=torch.Generator().manual_seed(0)), dim=1)
     data = dict(inputs=torch.randint(0, 255, (2, 3, 224, 224), dtype=torch.uint8),
-                data_samples=_samples(ids, 49))
+                data_samples=mask_samples(ids, 49))
     before = model.backbone.layers[0].attn.qkv.weight.detach().clone()
     log_vars = model.train_step(data, optim)
     assert math.isfinite(log_vars['loss'].item())

@@ -12,21 +12,11 @@ from mmengine.config import Config
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
+from tests.helpers.models import mask_samples
+
 TINY_ARCH = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64)
 DEMO_CFG = 'configs/demo/mae_vit-demo-p8_1xb64-40e_digits.py'
 RECIPE = 'configs/mae/mae_vit-base-p16_8xb512-amp-coslr-1600e_in1k.py'
-
-
-def _samples(ids_shuffle, num_visible):
-    out = []
-    for ids in ids_shuffle:
-        ds = DataSample()
-        mask = torch.ones(ids.numel(), dtype=torch.uint8)
-        mask[ids[:num_visible]] = 0
-        ds.set_field(ids.numpy(), 'ids_shuffle')
-        ds.set_field(mask, 'mask')
-        out.append(ds)
-    return out
 
 
 def test_mmpretrain_mae_equals_rc_mae_reconstruction_term():
@@ -61,7 +51,7 @@ def test_mmpretrain_mae_equals_rc_mae_reconstruction_term():
     torch.manual_seed(5)
     ids_shuffle = torch.argsort(torch.rand(3, 16), dim=1)  # MAEViT.random_masking's draw
     with torch.no_grad():
-        ours = rc.loss(imgs, _samples(ids_shuffle, 4))['loss_rec']
+        ours = rc.loss(imgs, mask_samples(ids_shuffle, 4))['loss_rec']
     assert ref.item() > 0.1
     assert abs(ours.item() - ref.item()) < 1e-6
 

@@ -13,9 +13,9 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 from mmpretrain.registry import MODELS
-from mmpretrain.structures import DataSample
 
 from tests.helpers.hooks import RecordLossHook
+from tests.helpers.models import mask_samples
 
 TINY_ARCH = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64)
 DEMO_CFG = 'configs/demo/rc_mae_vit-demo-p8_1xb64-40e_digits.py'
@@ -35,18 +35,6 @@ def tiny_rc_mae_cfg(img_size=32, patch_size=8, gamma=1.0, **kwargs):
                   consistency_weight=gamma))
     cfg.update(kwargs)
     return cfg
-
-
-def _samples(ids_shuffle, num_visible):
-    out = []
-    for ids in ids_shuffle:
-        ds = DataSample()
-        mask = torch.ones(ids.numel(), dtype=torch.uint8)
-        mask[ids[:num_visible]] = 0
-        ds.set_field(ids.numpy(), 'ids_shuffle')
-        ds.set_field(mask, 'mask')
-        out.append(ds)
-    return out
 
 
 def _build(**kwargs):
@@ -150,7 +138,7 @@ def test_loss_equals_official_equations(gamma):
     imgs = torch.randn(3, 3, 32, 32, generator=g, dtype=torch.float64)
     ids_shuffle = torch.argsort(torch.rand(3, 16, generator=g), dim=1)
     with torch.no_grad():
-        ours = model.loss(imgs, _samples(ids_shuffle, 4))
+        ours = model.loss(imgs, mask_samples(ids_shuffle, 4))
         total, s_loss, rc = official_rc_mae_loss(model, imgs, ids_shuffle, 0.75, gamma, 8)
     assert rc.item() > 1e-3
     assert abs(ours['loss_rec'].item() - s_loss.item()) < 1e-6
@@ -174,7 +162,7 @@ def test_teacher_is_whole_mae_copy_of_student_frozen_and_in_eval():
     assert prefixes == {'backbone', 'neck', 'teacher', 'teacher_neck'}
     # at the start the consistency term is 0: the teacher equals the student
     ids = torch.argsort(torch.rand(2, 16), dim=1)
-    losses = model.loss(torch.randn(2, 3, 32, 32), _samples(ids, 4))
+    losses = model.loss(torch.randn(2, 3, 32, 32), mask_samples(ids, 4))
     assert losses['loss_rc'].item() == pytest.approx(0., abs=1e-10)
     with pytest.raises(ValueError, match="'pretrained'"):
         MODELS.build(tiny_rc_mae_cfg(teacher_init='pretrained', teacher_checkpoint='x.pth'))
@@ -389,7 +377,7 @@ def test_recipes_and_vit_b_step_on_cpu(repo_root):
             assert (id(p) in decayed) == (p.ndim > 1 and not name.endswith('.bias')), name
     ids = torch.argsort(torch.rand(2, 196, generator=torch.Generator().manual_seed(0)), dim=1)
     data = dict(inputs=torch.randint(0, 255, (2, 3, 224, 224), dtype=torch.uint8),
-                data_samples=_samples(ids, 49))
+                data_samples=mask_samples(ids, 49))
     before = model.backbone.layers[0].attn.qkv.weight.detach().clone()
     log_vars = model.train_step(data, optim)
     assert math.isfinite(log_vars['loss'].item())

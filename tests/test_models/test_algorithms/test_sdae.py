@@ -1,25 +1,12 @@
 import math
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from tests.helpers.models import tiny_sdae_cfg
-
-
-def _samples(ids_shuffle, num_visible):
-    out = []
-    for ids in ids_shuffle:
-        ds = DataSample()
-        mask = torch.ones(ids.numel(), dtype=torch.uint8)
-        mask[ids[:num_visible]] = 0
-        ds.set_field(ids.numpy(), 'ids_shuffle')
-        ds.set_field(mask, 'mask')
-        out.append(ds)
-    return out
+from tests.helpers.models import mask_samples, tiny_sdae_cfg
 
 
 def _build(**kwargs):
@@ -117,7 +104,7 @@ def test_loss_equals_official_equations():
     ids_shuffle = torch.argsort(torch.rand(3, 16, generator=g), dim=1)
     num_visible = int(16 * (1 - 0.75))
     with torch.no_grad():
-        ours = model.loss(imgs, _samples(ids_shuffle, num_visible))['loss']
+        ours = model.loss(imgs, mask_samples(ids_shuffle, num_visible))['loss']
         ref = official_sdae_loss(model, imgs, ids_shuffle, 0.75, 12, 3, heads=2)
     assert ref.item() != pytest.approx(0.0)
     assert abs(ours.item() - ref.item()) < 1e-6
@@ -171,7 +158,7 @@ def test_too_many_teacher_tokens_for_batch_is_rejected():
     model = _build(num_teacher_tokens=13, num_folds=1)
     ids = torch.argsort(torch.rand(1, 16), dim=1)
     with pytest.raises(ValueError, match='num_teacher_tokens=13 exceeds the 12 masked'):
-        model.loss(torch.randn(1, 3, 32, 32), _samples(ids, 4))
+        model.loss(torch.randn(1, 3, 32, 32), mask_samples(ids, 4))
 
 
 def test_missing_mask_in_samples_is_a_clear_error():
@@ -255,7 +242,7 @@ def test_flagship_config_builds_vit_b_and_steps_on_cpu(repo_root):
     g = torch.Generator().manual_seed(0)
     ids = torch.argsort(torch.rand(2, 196, generator=g), dim=1)
     data = dict(inputs=torch.randint(0, 255, (2, 3, 224, 224), dtype=torch.uint8),
-                data_samples=_samples(ids, 49))
+                data_samples=mask_samples(ids, 49))
     before = model.backbone.layers[0].attn.qkv.weight.detach().clone()
     log_vars = model.train_step(data, optim)
     assert math.isfinite(log_vars['loss'].item())
