@@ -497,7 +497,8 @@ def ensure_demo_data(cfg, timeout: float = 600.) -> List[str]:
 
 
 __all__ = [
-    'DEMO_DATA_VERSION', 'demo_roots_of', 'ensure_demo_data', 'DIGIT_CLASSES', 'SEG_CLASSES', 'DIGIT_PALETTE', 'SEG_PALETTE',
+    'DEMO_DATA_VERSION', 'DIGIT_CLASSES', 'SEG_CLASSES', 'DIGIT_PALETTE', 'SEG_PALETTE',
+    'DEMO_SUBSETS', 'demo_roots_of', 'ensure_demo_data',
     'CLS_METAINFO', 'DET_METAINFO', 'SEG_METAINFO', 'build_demo_data', 'is_complete',
     'read_manifest', 'load_digit_images', 'stratified_split', 'digit_alpha',
     'render_cls_image', 'render_scene'

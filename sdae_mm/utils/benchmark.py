@@ -516,7 +516,9 @@ def run_benchmark(algo: str = 'sdae',
 
     Returns:
         dict: Settings and figures: ``img_per_s``, ``step_ms`` (median), ``peak_mem_mb``,
-        ``breakdown_ms`` (medians), ``flops_per_img``, ...
+        ``import_mem_mb`` and ``peak_mem_above_imports_mb`` (CPU: max RSS before the model
+        is built, and the peak above it; None on GPU), ``breakdown_ms`` (medians),
+        ``flops_per_img``, ...
     """
     if amp not in AMP_DTYPES:
         raise ValueError(f'amp must be one of {sorted(AMP_DTYPES)}, got {amp!r}')
@@ -538,7 +540,7 @@ def run_benchmark(algo: str = 'sdae',
     torch.manual_seed(seed)
     # what the process holds before the model exists (interpreter, torch and the
     # OpenMMLab libraries): the CPU peak above it is the model's and the step's
-    import_mem = peak_memory_mb(dev) if dev.type == 'cpu' else 0.
+    import_mem = peak_memory_mb(dev) if dev.type == 'cpu' else None
     cfg = load_benchmark_config(algo, arch, img_size, config, cfg_options)
     model = build_model(cfg, dev)
     if teacher_views == 'full':
@@ -591,7 +593,7 @@ def run_benchmark(algo: str = 'sdae',
         peak_mem_mb=peak,
         peak_mem_kind='cuda_max_memory_allocated' if dev.type == 'cuda' else 'max_rss',
         import_mem_mb=import_mem,
-        peak_mem_above_imports_mb=peak - import_mem,
+        peak_mem_above_imports_mb=None if import_mem is None else peak - import_mem,
         teacher_update='ema' if momentum is not None else 'none',
         num_teacher_tokens=getattr(model, 'num_teacher_tokens', None),
         params_trainable=sum(p.numel() for p in model.parameters() if p.requires_grad),

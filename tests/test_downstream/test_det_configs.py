@@ -32,7 +32,6 @@ EXPECTED = {
 }
 
 
-
 def test_configs_are_found():
     assert {osp.basename(p) for p in BENCHMARKS} == set(EXPECTED)
     assert len(DEMOS) == 2

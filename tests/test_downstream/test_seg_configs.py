@@ -27,6 +27,7 @@ def vit_b_cfg(repo_root):
 @pytest.fixture(scope='module')
 def vit_b_model(vit_b_cfg):
     """The ViT-B UperNet of the config, built without loading weights."""
+    # module-scoped: built before conftest's per-test default scope applies
     with DefaultScope.overwrite_default_scope('mmseg'):
         return MODELS.build(vit_b_cfg.model)
 
@@ -102,8 +103,7 @@ def test_layer_decay_groups_of_vit_b(vit_b_cfg, vit_b_model):
     if not torch.cuda.is_available():
         ow_cfg['type'] = 'OptimWrapper'  # AmpOptimWrapper needs a GPU
         ow_cfg.pop('loss_scale')
-    with DefaultScope.overwrite_default_scope('mmseg'):
-        optim = build_optim_wrapper(vit_b_model, ow_cfg)
+    optim = build_optim_wrapper(vit_b_model, ow_cfg)
     group_of = {}
     for group in optim.optimizer.param_groups:
         for p in group['params']:
@@ -214,18 +214,17 @@ def test_ms_flip_variant_predicts_at_original_size(repo_root, tmp_path):
     seg.decode_head.update(in_channels=[32] * 4, channels=16)
     seg.auxiliary_head.update(in_channels=32, channels=8)
     seg.test_cfg.update(crop_size=(32, 32), stride=(21, 21))
-    with DefaultScope.overwrite_default_scope('mmseg'):
-        dataset = DATASETS.build(cfg.test_dataloader.dataset)
-        model = MODELS.build(cfg.model)
-        model.module.init_weights()
-        model.eval()
-        sample = dataset[0]
-        # 6 scales x 2 flips: short sides 16, 24 (padded to the 32 crop) .. 56
-        assert len(sample['inputs']) == 12
-        sizes = sorted({tuple(x.shape[-2:]) for x in sample['inputs']})
-        assert sizes == [(16, 40), (24, 60), (32, 80), (40, 100), (48, 120), (56, 140)]
-        with torch.no_grad():
-            preds = model.test_step(pseudo_collate([sample]))
+    dataset = DATASETS.build(cfg.test_dataloader.dataset)
+    model = MODELS.build(cfg.model)
+    model.module.init_weights()
+    model.eval()
+    sample = dataset[0]
+    # 6 scales x 2 flips: short sides 16, 24 (padded to the 32 crop) .. 56
+    assert len(sample['inputs']) == 12
+    sizes = sorted({tuple(x.shape[-2:]) for x in sample['inputs']})
+    assert sizes == [(16, 40), (24, 60), (32, 80), (40, 100), (48, 120), (56, 140)]
+    with torch.no_grad():
+        preds = model.test_step(pseudo_collate([sample]))
     assert len(preds) == 1
     pred = preds[0].pred_sem_seg.data
     assert tuple(pred.shape) == (1, 40, 100)

@@ -106,16 +106,14 @@ def test_demo_config(repo_root):
 
 
 def test_digit_scenes_dataset(demo_data):
-    from mmengine.registry import DefaultScope
     from mmseg.registry import DATASETS
 
     from sdae_mm.datasets.demo_data import SEG_CLASSES
-    with DefaultScope.overwrite_default_scope('mmseg'):
-        ds = DATASETS.build(dict(
-            type='DigitScenesDataset', data_root=osp.join(demo_data, 'scenes'),
-            data_prefix=dict(img_path='img_dir/val', seg_map_path='ann_dir/val'),
-            pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadAnnotations')]))
-        sample = ds[0]
+    ds = DATASETS.build(dict(
+        type='DigitScenesDataset', data_root=osp.join(demo_data, 'scenes'),
+        data_prefix=dict(img_path='img_dir/val', seg_map_path='ann_dir/val'),
+        pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadAnnotations')]))
+    sample = ds[0]
     assert ds.metainfo['classes'] == SEG_CLASSES and len(SEG_CLASSES) == NUM_CLASSES
     assert len(ds) == len(os.listdir(osp.join(demo_data, 'scenes', 'img_dir', 'val')))
     gt = sample['gt_seg_map']
