@@ -239,6 +239,10 @@ def test_flagship_config_builds_vit_b_and_steps_on_cpu(repo_root):
     optim_cfg.type = 'OptimWrapper'  # no GradScaler on a CPU
     optim_cfg.pop('loss_scale')
     optim = build_optim_wrapper(model, optim_cfg)
+    # torch's fused AdamW kernel (same update rule), the teacher left out
+    assert all(group['fused'] for group in optim.optimizer.param_groups)
+    optimized = {id(p) for group in optim.optimizer.param_groups for p in group['params']}
+    assert optimized.isdisjoint(id(p) for p in model.teacher.parameters())
     g = torch.Generator().manual_seed(0)
     ids = torch.argsort(torch.rand(2, 196, generator=g), dim=1)
     data = dict(inputs=torch.randint(0, 255, (2, 3, 224, 224), dtype=torch.uint8),
