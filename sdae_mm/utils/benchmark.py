@@ -61,7 +61,7 @@ def arch_settings(arch) -> dict:
     return dict(arch)
 
 
-def _mask_ratio(cfg) -> float:
+def mask_ratio_of(cfg) -> float:
     """The mask ratio of the config's mask generator (0.75 when it names none)."""
     pipelines = [cfg.get('train_pipeline', None)]
     loader = cfg.get('train_dataloader', None)
@@ -123,7 +123,7 @@ def adapt_model_cfg(cfg, arch: str, img_size: int) -> None:
             neck.out_channels = width
     if model.get('num_teacher_tokens', None) is not None:
         folds = int(model.get('num_folds', 1))
-        num_masked = num_patches - int(num_patches * (1 - _mask_ratio(cfg)))
+        num_masked = num_patches - int(num_patches * (1 - mask_ratio_of(cfg)))
         share = model.num_teacher_tokens / old_patches
         n = min(int(round(share * num_patches)), num_masked)
         model.num_teacher_tokens = max(folds, n - n % folds)
@@ -552,8 +552,8 @@ def run_benchmark(algo: str = 'sdae',
     patch = int(cfg.model.backbone.get('patch_size', 16))
     num_patches = (img_size // patch)**2
     generator = torch.Generator().manual_seed(seed)
-    inputs, samples = make_batch(batch_size, img_size, num_patches, _mask_ratio(cfg), dev,
-                                 generator)
+    inputs, samples = make_batch(batch_size, img_size, num_patches, mask_ratio_of(cfg),
+                                 dev, generator)
 
     if compile:
         compile_blocks(model, mode=compile_mode)
@@ -650,7 +650,8 @@ def format_table(result: dict) -> str:
 
 
 __all__ = ['ARCHS', 'ALGO_CONFIGS', 'AMP_DTYPES', 'TEACHER_VIEWS', 'BREAKDOWN_KEYS',
-           'adapt_model_cfg', 'load_benchmark_config', 'build_model', 'build_optim_wrapper',
+           'adapt_model_cfg', 'mask_ratio_of', 'load_benchmark_config', 'build_model',
+           'build_optim_wrapper', 'teacher_ema_momentum', 'cpu_model_name',
            'compile_blocks', 'use_full_image_teacher', 'make_batch', 'flop_counter',
            'peak_memory_mb', 'run_benchmark', 'format_table', 'StepRunner',
            'TeacherProbe']
