@@ -20,6 +20,7 @@ from mmengine.runner import Runner  # noqa: E402
 
 from sdae_mm.datasets.demo_data import ensure_demo_data  # noqa: E402
 from sdae_mm.utils.dist import prepare_cpu_distributed  # noqa: E402
+from sdae_mm.utils.workers import shutdown_dataloader_workers  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -65,6 +66,7 @@ def main(argv=None):
         from mmengine.evaluator import DumpResults
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
     metrics = runner.test()
+    shutdown_dataloader_workers(runner)  # now, not whenever the runner is collected
     if args.metrics_json:
         import json
         os.makedirs(osp.dirname(osp.abspath(args.metrics_json)), exist_ok=True)

@@ -23,6 +23,7 @@ from mmengine.runner import Runner  # noqa: E402
 
 from sdae_mm.datasets.demo_data import ensure_demo_data  # noqa: E402
 from sdae_mm.utils.dist import prepare_cpu_distributed  # noqa: E402
+from sdae_mm.utils.workers import shutdown_dataloader_workers  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -105,6 +106,7 @@ def main(argv=None):
     prepare_cpu_distributed(cfg)
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     runner.train()
+    shutdown_dataloader_workers(runner)  # now, not whenever the runner is collected
     return runner
 
 
