@@ -272,9 +272,11 @@ def run(args) -> dict:
         torch.cuda.reset_peak_memory_stats(device)
     rng = random.Random(args.seed)
     rows = []
-    for _ in range(args.pairs):
+    for i in range(args.pairs):
         order = rng.sample(names, len(names))
         rows.append({name: 1e3 * timed(steps[name], device) for name in order})
+        print(f'round {i + 1}/{args.pairs}: ' + ', '.join(
+            f'{name} {rows[-1][name]:.1f} ms' for name in names), flush=True)
     result = dict(
         official_src=osp.abspath(args.official_src), arch=args.arch,
         batch_size=args.batch_size, img_size=224, device=device.type,
