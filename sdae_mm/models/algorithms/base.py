@@ -10,6 +10,8 @@ from mmpretrain.models.selfsup import BaseSelfSupervisor
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
+from ..utils import use_gelu_recompute
+
 TEACHER_INIT_MODES = ('random', 'student', 'pretrained')
 
 
@@ -38,6 +40,11 @@ class TeacherStudentSelfSupervisor(BaseSelfSupervisor):
         teacher_checkpoint (str, optional): Checkpoint for ``teacher_init='pretrained'``:
             an sdae-mm pretraining checkpoint (its ``teacher.`` weights, else ``backbone.``)
             or a converted backbone checkpoint (keys without prefix).
+        recompute_gelu (bool): Keep only the hidden pre-activation of the student's and
+            the decoder's MLPs for the backward pass and recompute GELU there
+            (:func:`~sdae_mm.models.utils.use_gelu_recompute`): about a quarter less
+            activation memory per block for one GELU more; same results. Defaults to
+            False.
         data_preprocessor (dict, optional): Data preprocessor config.
         init_cfg (dict, optional): Initialisation config.
     """
@@ -50,6 +57,7 @@ class TeacherStudentSelfSupervisor(BaseSelfSupervisor):
                  teacher_neck: Optional[dict] = None,
                  teacher_init: str = 'random',
                  teacher_checkpoint: Optional[str] = None,
+                 recompute_gelu: bool = False,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         if teacher_init not in TEACHER_INIT_MODES:
@@ -60,6 +68,11 @@ class TeacherStudentSelfSupervisor(BaseSelfSupervisor):
         super().__init__(
             backbone=backbone, neck=neck, head=head,
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.recompute_gelu = bool(recompute_gelu)
+        if self.recompute_gelu and not (use_gelu_recompute(self.backbone) +
+                                        use_gelu_recompute(self.neck)):
+            raise ValueError('recompute_gelu=True, but neither the backbone nor the neck has '
+                             'an FFN of Linear, exact GELU, Linear without dropout')
         if teacher is None:
             teacher = copy.deepcopy(backbone)
             teacher['drop_path_rate'] = 0.
