@@ -129,3 +129,32 @@ def test_recompute_gelu_without_a_matching_ffn_is_an_error(monkeypatch):
     with pytest.raises(ValueError, match='recompute_gelu=True'):
         MODELS.build(cfg)
     assert turned == [0, 1]  # encoder: none; decoder: its block (counted 0 by the stub)
+
+
+@pytest.mark.parametrize('config', ['dbot_vit-demo-p8_1xb64-2stage-40e_digits.py',
+                                    'rc_mae_vit-demo-p8_1xb64-40e_digits.py'])
+def test_dbot_and_rc_mae_train_the_same_with_recompute_gelu(config):
+    import os.path as osp
+
+    from mmengine.config import Config
+    repo = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+    model_cfg = Config.fromfile(osp.join(repo, 'configs', 'demo', config)).model.to_dict()
+
+    def step(recompute):
+        torch.manual_seed(0)
+        model = MODELS.build(dict(model_cfg, recompute_gelu=recompute))
+        model.init_weights()
+        torch.manual_seed(1)
+        ids = torch.stack([torch.randperm(64) for _ in range(2)])
+        losses = model.loss(torch.randn(2, 3, 64, 64), mask_samples(ids, 16))
+        loss = sum(v for k, v in losses.items() if 'loss' in k)
+        loss.backward()
+        return model, loss
+
+    plain, ref = step(False)
+    fused, loss = step(True)
+    assert any(type(m) is RecomputeGeluFFN for m in fused.modules())
+    torch.testing.assert_close(loss, ref, rtol=0, atol=0)
+    for (name, p), q in zip(fused.named_parameters(), plain.parameters()):
+        if p.grad is not None:
+            torch.testing.assert_close(p.grad, q.grad, rtol=1e-5, atol=1e-6, msg=name)
