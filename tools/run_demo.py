@@ -31,7 +31,7 @@ sys.path.insert(0, osp.join(ROOT, 'tools'))
 
 STAGES = ('data', 'pretrain', 'convert', 'knn', 'linear', 'seg', 'det', 'report')
 
-PRETRAIN_CFG = 'configs/demo/sdae_vit-demo-p8_1xb64-40e_digits.py'
+PRETRAIN_CFG = 'configs/demo/sdae_vit-demo-p8_1xb64-60e_digits.py'
 LINEAR_CFG = 'configs/demo/linear_vit-demo-p8_1xb64-10e_digits.py'
 SEG_CFG = 'configs/demo/upernet_vit-demo_1xb8-300iters_digit-scenes-128x128.py'
 DET_CFG = 'configs/demo/mask-rcnn_vit-demo_fpn_1xb4-300iters_digit-scenes-128x128.py'

@@ -5,7 +5,7 @@ Works for mmpretrain, mmseg and mmdet configs alike: the scope comes from the co
 
 Examples::
 
-    python tools/train.py configs/demo/sdae_vit-demo-p8_1xb64-40e_digits.py
+    python tools/train.py configs/demo/sdae_vit-demo-p8_1xb64-60e_digits.py
     python tools/train.py CONFIG --resume            # resume from the latest checkpoint
     tools/dist_train.sh configs/sdae_vit-b_300e.py 8
 """

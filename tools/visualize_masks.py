@@ -3,7 +3,7 @@ image, the visible patches the student sees, and each teacher fold (SdAE).
 
 Example::
 
-    python tools/visualize_masks.py configs/demo/sdae_vit-demo-p8_1xb64-40e_digits.py \
+    python tools/visualize_masks.py configs/demo/sdae_vit-demo-p8_1xb64-60e_digits.py \
         --out-dir work_dirs/demo/masks --num-images 4
 """
 import argparse

@@ -21,7 +21,7 @@ _base_ = ['../benchmarks/classification/vit-base-p16_linear-8xb512-coslr-90e_in1
 # the base config's arch='base'
 demo_arch = dict(_delete_=True, embed_dims=96, num_layers=6, num_heads=3,
                  feedforward_channels=384)
-# tools/convert_checkpoint.py work_dirs/demo/sdae/epoch_40.pth \
+# tools/convert_checkpoint.py work_dirs/demo/sdae/epoch_60.pth \
 #     work_dirs/demo/sdae/backbone_mmpretrain.pth --to mmpretrain
 checkpoint = 'work_dirs/demo/sdae/backbone_mmpretrain.pth'
 

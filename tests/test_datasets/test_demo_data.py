@@ -280,7 +280,7 @@ def test_mmseg_base_seg_dataset(demo_root, split):
 def test_demo_roots_of_configs():
     from mmengine.config import Config
     root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-    for name in ('sdae_vit-demo-p8_1xb64-40e_digits.py',
+    for name in ('sdae_vit-demo-p8_1xb64-60e_digits.py',
                  'linear_vit-demo-p8_1xb64-10e_digits.py',
                  'upernet_vit-demo_1xb8-300iters_digit-scenes-128x128.py',
                  'mask-rcnn_vit-demo_fpn_1xb4-300iters_digit-scenes-128x128.py'):

@@ -9,7 +9,7 @@ from mmengine.runner import Runner
 
 from tests.helpers.hooks import RecordLossHook
 
-DEMO_CFG = 'configs/demo/sdae_vit-demo-p8_1xb64-40e_digits.py'
+DEMO_CFG = 'configs/demo/sdae_vit-demo-p8_1xb64-60e_digits.py'
 
 
 def _cfg(repo_root, demo_data, work_dir, max_epochs):

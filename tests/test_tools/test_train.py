@@ -8,7 +8,7 @@ import sys
 
 import torch
 
-DEMO_CFG = 'configs/demo/sdae_vit-demo-p8_1xb64-40e_digits.py'
+DEMO_CFG = 'configs/demo/sdae_vit-demo-p8_1xb64-60e_digits.py'
 
 
 def _scalars(work_dir):

@@ -1,7 +1,7 @@
 # SdAE on the embedded digits, small enough to pretrain in a few minutes on 2 CPU cores.
 # Same method and code as the ImageNet recipe; only sizes and schedule are scaled down:
 # 64-px images (64 patches), 48 masked tokens for the teacher in 3 folds of 16, a 6-block
-# ViT, a 2-block decoder, 40 epochs, and the teacher's EMA every iteration (with so few
+# ViT, a 2-block decoder, 60 epochs, and the teacher's EMA every iteration (with so few
 # epochs a once-per-epoch teacher would barely leave its random initialisation).
 _base_ = [
     '../_base_/models/demo_vit.py',
@@ -36,7 +36,7 @@ model = dict(
     teacher_init='random',
 )
 
-max_epochs = 40
+max_epochs = 60
 warmup_epochs = 4
 optim_wrapper = dict(
     type='OptimWrapper',
