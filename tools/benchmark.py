@@ -21,11 +21,11 @@ from contextlib import contextmanager
 
 try:
     from sdae_mm.utils.benchmark import (ALGO_CONFIGS, AMP_DTYPES, ARCHS, TEACHER_VIEWS,
-                                         format_table, run_benchmark)
+                                         format_table, parse_cfg_options, run_benchmark)
 except ImportError:  # run from a source tree without `pip install -e .`
     sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
     from sdae_mm.utils.benchmark import (ALGO_CONFIGS, AMP_DTYPES, ARCHS, TEACHER_VIEWS,
-                                         format_table, run_benchmark)
+                                         format_table, parse_cfg_options, run_benchmark)
 
 EPILOG = """\
 A step: model.loss on a synthetic batch (normalised random images; ids_shuffle =
@@ -80,20 +80,6 @@ def parse_args(argv=None):
                         help='config overrides after the arch swap, e.g. '
                         'model.neck.num_layers=2')
     return parser.parse_args(argv)
-
-
-def parse_cfg_options(items):
-    """``key=value`` strings to a dict, values parsed as mmengine's DictAction does."""
-    if not items:
-        return None
-    from mmengine.config import DictAction
-    options = {}
-    for item in items:
-        if '=' not in item:
-            raise ValueError(f'--cfg-options needs KEY=VALUE, got {item!r}')
-        key, value = item.split('=', 1)
-        options[key] = DictAction._parse_iterable(value)
-    return options
 
 
 @contextmanager

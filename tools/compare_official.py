@@ -211,7 +211,8 @@ def timed(fn, device) -> float:
 
 
 def build_ours(arch, batch_size, device, amp, settings, cfg_options, seed):
-    """sdae-mm's SdAE step (``tools/benchmark.py``'s) with the official settings."""
+    """sdae-mm's SdAE step (``tools/benchmark.py``'s) with the official settings, then
+    ``cfg_options`` (``KEY=VALUE`` strings)."""
     try:
         from sdae_mm.utils import benchmark as bm
     except ImportError:  # run from a source tree without `pip install -e .`
@@ -220,7 +221,7 @@ def build_ours(arch, batch_size, device, amp, settings, cfg_options, seed):
     options = {'model.num_teacher_tokens': settings['shrink_num'],
                'model.num_folds': settings['ncrop_loss'],
                'model.backbone.drop_path_rate': settings['drop_path']}
-    options.update(cfg_options or {})
+    options.update(bm.parse_cfg_options(cfg_options) or {})
     import logging
     from mmengine.logging import MMLogger
     MMLogger.get_current_instance().setLevel(logging.WARNING)  # no per-parameter init log
@@ -358,17 +359,7 @@ def parse_args(argv=None):
                         'comparison is like-for-like only without them)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--json', default=None, help='write the results to this file')
-    args = parser.parse_args(argv)
-    if args.cfg_options:
-        from mmengine.config import DictAction
-        options = {}
-        for item in args.cfg_options:
-            key, sep, value = item.partition('=')
-            if not sep:
-                parser.error(f'--cfg-options needs KEY=VALUE, got {item!r}')
-            options[key] = DictAction._parse_iterable(value)
-        args.cfg_options = options
-    return args
+    return parser.parse_args(argv)
 
 
 def main(argv=None) -> dict:

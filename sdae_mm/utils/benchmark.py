@@ -134,6 +134,21 @@ def adapt_model_cfg(cfg, arch: str, img_size: int) -> None:
         ]
 
 
+def parse_cfg_options(items):
+    """``--cfg-options`` ``key=value`` strings to a dict, values parsed as mmengine's
+    ``DictAction`` does (None for none)."""
+    if not items:
+        return None
+    from mmengine.config import DictAction
+    options = {}
+    for item in items:
+        if '=' not in item:
+            raise ValueError(f'--cfg-options needs KEY=VALUE, got {item!r}')
+        key, value = item.split('=', 1)
+        options[key] = DictAction._parse_iterable(value)
+    return options
+
+
 def load_benchmark_config(algo: str,
                           arch: str = 's',
                           img_size: int = 224,
@@ -650,7 +665,8 @@ def format_table(result: dict) -> str:
 
 
 __all__ = ['ARCHS', 'ALGO_CONFIGS', 'AMP_DTYPES', 'TEACHER_VIEWS', 'BREAKDOWN_KEYS',
-           'adapt_model_cfg', 'mask_ratio_of', 'load_benchmark_config', 'build_model',
+           'adapt_model_cfg', 'mask_ratio_of', 'parse_cfg_options', 'load_benchmark_config',
+           'build_model',
            'build_optim_wrapper', 'teacher_ema_momentum', 'cpu_model_name',
            'compile_blocks', 'use_full_image_teacher', 'make_batch', 'flop_counter',
            'peak_memory_mb', 'run_benchmark', 'format_table', 'StepRunner',
