@@ -1,23 +1,18 @@
 """Convert an sdae-mm pretraining checkpoint into backbone weights for fine-tuning.
 
 Example:
-    python tools/convert_checkpoint.py work_dirs/sdae/epoch_300.pth \\
-        work_dirs/sdae/vit-b_mmseg.pth --to mmseg --img-size 512
+    python tools/convert_checkpoint.py work_dirs/sdae_vit-b_300e/epoch_300.pth \\
+        work_dirs/sdae_vit-b_300e/backbone_mmseg.pth --to mmseg --img-size 512
 """
 import argparse
 import os
 import os.path as osp
 import sys
 
-import torch
-
-try:
-    from sdae_mm.utils.checkpoint import (ALGORITHMS, TARGETS, convert_state_dict,
-                                          load_checkpoint_dict)
-except ImportError:  # run from a source tree without `pip install -e .`
-    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-    from sdae_mm.utils.checkpoint import (ALGORITHMS, TARGETS, convert_state_dict,
-                                          load_checkpoint_dict)
+# the library's TARGETS and ALGORITHMS (tests check they agree), spelled out here so that
+# --help answers without importing torch and the OpenMMLab stack
+TARGETS = ('mmpretrain', 'mmseg', 'mmdet', 'timm')
+ALGORITHMS = ('sdae', 'dbot', 'rc_mae', 'mae')
 
 DESCRIPTION = """\
 Take an sdae-mm pretraining checkpoint (student encoder under 'backbone.', teacher
@@ -66,6 +61,12 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    import torch
+    try:
+        from sdae_mm.utils.checkpoint import convert_state_dict, load_checkpoint_dict
+    except ImportError:  # run from a source tree without `pip install -e .`
+        sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+        from sdae_mm.utils.checkpoint import convert_state_dict, load_checkpoint_dict
     try:
         state_dict, meta = load_checkpoint_dict(args.src)
         converted, out_meta, notes = convert_state_dict(

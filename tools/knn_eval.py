@@ -10,7 +10,7 @@ Examples::
 
     # a converted backbone (tools/convert_checkpoint.py --to mmpretrain)
     python tools/knn_eval.py configs/demo/linear_vit-demo-p8_1xb64-10e_digits.py \\
-        --checkpoint work_dirs/demo/sdae/backbone_mmpretrain.pth --out work_dirs/demo/knn.json
+        --checkpoint work_dirs/demo/sdae/backbone_mmpretrain.pth --json work_dirs/demo/knn.json
     # the same protocol on a randomly initialised backbone
     python tools/knn_eval.py configs/demo/linear_vit-demo-p8_1xb64-10e_digits.py --random-init
     # ImageNet, 8 GPUs (features are gathered across processes)
@@ -58,7 +58,8 @@ def parse_args(argv=None):
     parser.add_argument('--max-val', type=int, help='use the first N query images')
     parser.add_argument('--seed', type=int, default=0, help='seed of --random-init')
     parser.add_argument('--device', help='cpu, cuda, ... (default: accelerator if any)')
-    parser.add_argument('--out', help='write the result to this JSON file')
+    parser.add_argument('--json', '--out', dest='out', metavar='JSON',
+                        help='write the result to this JSON file (--out: former name)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of the config, key=value')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],

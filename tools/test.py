@@ -2,9 +2,14 @@
 
 Serves mmpretrain, mmseg and mmdet configs (scope from the config's ``default_scope``).
 
-Example::
+Examples::
 
-    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl]
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--json metrics.json]
+    python tools/test.py CONFIG CHECKPOINT --show-dir vis    # draw the predictions
+    python tools/test.py CONFIG CHECKPOINT --out predictions.pkl
+
+``--json FILE`` writes the metrics as JSON, as ``tools/knn_eval.py`` and the speed tools do;
+``--out FILE.pkl`` dumps the raw predictions (OpenMMLab's ``--out``).
 """
 import argparse
 import os
@@ -13,14 +18,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import sdae_mm  # noqa: E402,F401
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.registry import RUNNERS  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-
-from sdae_mm.datasets.demo_data import ensure_demo_data  # noqa: E402
-from sdae_mm.utils.dist import prepare_cpu_distributed  # noqa: E402
-from sdae_mm.utils.workers import shutdown_dataloader_workers  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402  (light: --help answers at once)
 
 
 def parse_args(argv=None):
@@ -29,7 +27,13 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the dir to save logs and metrics')
     parser.add_argument('--out', help='dump the raw predictions to this pickle file')
-    parser.add_argument('--metrics-json', help='write the evaluation metrics to this JSON file')
+    parser.add_argument('--json', '--metrics-json', dest='json',
+                        help='write the evaluation metrics to this JSON file')
+    parser.add_argument('--show', action='store_true', help='show the predictions in a window')
+    parser.add_argument('--show-dir', help='draw the predictions into this directory')
+    parser.add_argument('--wait-time', type=float, default=2, help='seconds per shown image')
+    parser.add_argument('--interval', type=int, default=1,
+                        help='draw every this many samples (batches for mmseg)')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override settings of the config, key=value')
@@ -42,8 +46,39 @@ def parse_args(argv=None):
     return args
 
 
+def trigger_visualization_hook(cfg, args):
+    """Turn on the config's visualization hook for ``--show``/``--show-dir``, as the
+    mmpretrain, mmseg and mmdet test scripts do for their own hooks. ``--show-dir`` is made
+    absolute, so the images land there whichever library's hook draws them."""
+    hook = cfg.get('default_hooks', {}).get('visualization')
+    if hook is None:
+        raise KeyError('--show/--show-dir need default_hooks.visualization in the config')
+    show_dir = osp.abspath(args.show_dir) if args.show_dir else None
+    hook.update(show=args.show, wait_time=args.wait_time, interval=args.interval)
+    kind = hook['type'] if isinstance(hook['type'], str) else hook['type'].__name__
+    if kind.endswith('DetVisualizationHook'):
+        hook.update(draw=True, test_out_dir=show_dir)
+    elif kind.endswith('SegVisualizationHook'):
+        hook.update(draw=True)
+        if show_dir:
+            cfg.visualizer['save_dir'] = show_dir
+    elif kind.endswith('VisualizationHook'):  # mmpretrain
+        hook.update(enable=True, out_dir=show_dir)
+    else:
+        raise TypeError(f'--show/--show-dir: unknown visualization hook {kind}')
+    return cfg
+
+
 def main(argv=None):
     args = parse_args(argv)
+    import sdae_mm  # noqa: F401  (registers modules, applies compat)
+    from mmengine.config import Config
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+
+    from sdae_mm.datasets.demo_data import ensure_demo_data
+    from sdae_mm.utils.dist import prepare_cpu_distributed
+    from sdae_mm.utils.workers import shutdown_dataloader_workers
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist')
     cfg = Config.fromfile(args.config)
@@ -55,6 +90,8 @@ def main(argv=None):
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
+    if args.show or args.show_dir:
+        trigger_visualization_hook(cfg, args)
     if cfg.get('test_dataloader') is None:
         raise KeyError(f'{args.config} has no test_dataloader')
     ensure_demo_data(cfg)  # configs/demo/* on a fresh clone
@@ -67,10 +104,10 @@ def main(argv=None):
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
     metrics = runner.test()
     shutdown_dataloader_workers(runner)  # now, not whenever the runner is collected
-    if args.metrics_json:
+    if args.json:
         import json
-        os.makedirs(osp.dirname(osp.abspath(args.metrics_json)), exist_ok=True)
-        with open(args.metrics_json, 'w') as f:
+        os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
+        with open(args.json, 'w') as f:
             json.dump({k: float(v) if isinstance(v, (int, float)) or hasattr(v, 'item') else v
                        for k, v in metrics.items()}, f, indent=2)
     return metrics

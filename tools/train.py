@@ -16,14 +16,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import sdae_mm  # noqa: E402,F401  (registers modules, applies compat)
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.registry import RUNNERS  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-
-from sdae_mm.datasets.demo_data import ensure_demo_data  # noqa: E402
-from sdae_mm.utils.dist import prepare_cpu_distributed  # noqa: E402
-from sdae_mm.utils.workers import shutdown_dataloader_workers  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402  (light: --help answers at once)
 
 
 def parse_args(argv=None):
@@ -100,6 +93,14 @@ def merge_args(cfg, args):
 
 def main(argv=None):
     args = parse_args(argv)
+    import sdae_mm  # noqa: F401  (registers modules, applies compat)
+    from mmengine.config import Config
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+
+    from sdae_mm.datasets.demo_data import ensure_demo_data
+    from sdae_mm.utils.dist import prepare_cpu_distributed
+    from sdae_mm.utils.workers import shutdown_dataloader_workers
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
     ensure_demo_data(cfg)  # configs/demo/* on a fresh clone

@@ -1,3 +1,3 @@
-from .masks import render_mask_views
+from .masks import add_panel_titles, mask_view_titles, render_mask_views
 
-__all__ = ['render_mask_views']
+__all__ = ['add_panel_titles', 'mask_view_titles', 'render_mask_views']

@@ -1,5 +1,5 @@
 """Pictures of masks and teacher folds."""
-from typing import Optional
+from typing import List, Optional, Sequence
 
 import numpy as np
 
@@ -62,3 +62,65 @@ def render_mask_views(img: np.ndarray,
     for p in panels[1:]:
         out += [sep, p]
     return np.concatenate(out, axis=1)
+
+
+def mask_view_titles(num_patches: int,
+                     num_visible: int,
+                     num_folds: int = 0,
+                     fold_size: Optional[int] = None,
+                     image_title: str = 'image') -> List[str]:
+    """Titles of the panels of :func:`render_mask_views`, in the same order.
+
+    Args:
+        num_patches (int): Patches per image (L).
+        num_visible (int): Visible patches (the student's input).
+        num_folds (int): Teacher folds (0: none).
+        fold_size (int, optional): Patches per fold; defaults to the masked patches split
+            evenly.
+        image_title (str): Title of the first panel (e.g. the image's class).
+
+    Returns:
+        list[str]: ``2 + num_folds`` titles.
+    """
+    titles = [image_title, f'student sees {num_visible}/{num_patches}']
+    if num_folds:
+        fold_size = fold_size or (num_patches - num_visible) // num_folds
+        titles += [f'teacher fold {f + 1}: {fold_size}' for f in range(num_folds)]
+    return titles
+
+
+def add_panel_titles(strip: np.ndarray,
+                     titles: Sequence[str],
+                     panel_width: int,
+                     gap: int,
+                     height: int = 20) -> np.ndarray:
+    """Put a white band with one black title centred over each panel above a strip.
+
+    Args:
+        strip (np.ndarray): ``(H, W, 3)`` uint8 strip of panels ``panel_width`` wide with
+            ``gap`` pixels between them (as :func:`render_mask_views` draws it, possibly
+            upscaled together with ``panel_width`` and ``gap``).
+        titles (Sequence[str]): One title per panel.
+        panel_width (int): Width of a panel in pixels.
+        gap (int): Pixels between panels.
+        height (int): Height of the title band.
+
+    Returns:
+        np.ndarray: ``(height + H, W, 3)`` uint8.
+    """
+    from PIL import Image, ImageDraw, ImageFont
+    num_panels = (strip.shape[1] + gap) // (panel_width + gap)
+    if len(titles) != num_panels:
+        raise ValueError(f'{len(titles)} titles for {num_panels} panels')
+    band = Image.new('RGB', (strip.shape[1], height), (255, 255, 255))
+    draw = ImageDraw.Draw(band)
+    try:  # a scalable font where Pillow has FreeType (Pillow >= 10.1)
+        font = ImageFont.load_default(size=max(8, int(height * 0.7)))
+    except (TypeError, ImportError, OSError):
+        font = ImageFont.load_default()
+    for i, title in enumerate(titles):
+        left, top, right, bottom = draw.textbbox((0, 0), title, font=font)
+        x = i * (panel_width + gap) + max(0, (panel_width - (right - left)) // 2)
+        draw.text((x - left, (height - (bottom - top)) // 2 - top), title, fill=(0, 0, 0),
+                  font=font)
+    return np.concatenate([np.asarray(band), strip], axis=0)

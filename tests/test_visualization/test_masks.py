@@ -38,3 +38,38 @@ def test_rejects_wrong_shapes():
         render_mask_views(img, np.arange(16), 8, 4)
     with pytest.raises(ValueError, match='expected \\(16,\\)'):
         render_mask_views(np.zeros((32, 32, 3), np.uint8), np.arange(15), 8, 4)
+
+
+def test_titles_name_every_panel():
+    from sdae_mm.visualization import mask_view_titles
+    assert mask_view_titles(64, 16, 3, 16, image_title='class 3') == [
+        'class 3', 'student sees 16/64', 'teacher fold 1: 16', 'teacher fold 2: 16',
+        'teacher fold 3: 16']
+    assert mask_view_titles(64, 16) == ['image', 'student sees 16/64']
+
+
+def test_title_band_over_each_panel():
+    from sdae_mm.visualization import add_panel_titles
+    strip = np.full((40, 3 * 40 + 2 * 4, 3), 128, np.uint8)
+    out = add_panel_titles(strip, ['a', 'bb', 'ccc'], panel_width=40, gap=4, height=20)
+    assert out.shape == (60, strip.shape[1], 3)
+    np.testing.assert_array_equal(out[20:], strip)  # the pictures are untouched
+    band = out[:20].min(axis=2)
+    for i in range(3):  # dark text pixels above each panel
+        assert (band[:, i * 44:i * 44 + 40] < 100).any(), i
+    with pytest.raises(ValueError, match='2 titles for 3 panels'):
+        add_panel_titles(strip, ['a', 'b'], panel_width=40, gap=4)
+
+
+def test_visualize_masks_picks_several_classes():
+    import os.path as osp
+    import sys
+    sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
+                                'tools'))
+    from visualize_masks import pick_indices
+    paths = [f'root/{c}/{i}.png' for c in range(10) for i in range(5)]
+    picked = pick_indices(paths, 4)
+    assert [paths[i].split('/')[1] for i in picked] == ['0', '3', '6', '9']
+    picked = pick_indices(paths, 12)
+    assert len(set(picked)) == 12 and len({paths[i].split('/')[1] for i in picked}) == 10
+    assert pick_indices(['a.png'] * 9, 3) == [0, 3, 6]  # no class folders: spread out

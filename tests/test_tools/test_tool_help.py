@@ -1,0 +1,45 @@
+"""The Python tools answer ``--help`` before importing torch and the OpenMMLab stack."""
+import importlib.util
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+TOOLS = ['tools/train.py', 'tools/test.py', 'tools/convert_checkpoint.py',
+         'tools/visualize_masks.py']
+
+PROBE = """
+import runpy, sys
+sys.argv = [{tool!r}, '--help']
+try:
+    runpy.run_path({tool!r}, run_name='__main__')
+except SystemExit as e:
+    assert e.code == 0, e.code
+heavy = sorted(m for m in ('torch', 'sdae_mm', 'mmpretrain', 'mmseg', 'mmdet')
+               if m in sys.modules)
+print('HEAVY', heavy)
+"""
+
+
+@pytest.mark.parametrize('tool', TOOLS)
+def test_help_without_heavy_imports(repo_root, tool):
+    proc = subprocess.run([sys.executable, '-c', PROBE.format(tool=tool)], cwd=repo_root,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert 'usage:' in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1] == 'HEAVY []'
+
+
+def test_convert_checkpoint_choices_match_the_library(repo_root):
+    try:
+        from sdae_mm import checkpoint  # the package's home for checkpoint code
+        checkpoint.TARGETS
+    except (ImportError, AttributeError):
+        from sdae_mm.utils import checkpoint
+    spec = importlib.util.spec_from_file_location(
+        'convert_checkpoint_tool', osp.join(repo_root, 'tools/convert_checkpoint.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.TARGETS == checkpoint.TARGETS
+    assert tool.ALGORITHMS == checkpoint.ALGORITHMS
