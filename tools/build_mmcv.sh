@@ -20,7 +20,7 @@ if ls "$dest"/mmcv-$MMCV_VERSION-*.whl >/dev/null 2>&1; then
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-echo "[build_mmcv] building mmcv $MMCV_VERSION with ops for $key (about 30 min on 2 cores)"
+echo "[build_mmcv] building mmcv $MMCV_VERSION with ops for $key (about 7.5 min on 2 idle cores)"
 "$PY" -m pip download -q --no-deps --no-binary :all: --no-build-isolation \
   "mmcv==$MMCV_VERSION" -d "$work"
 tar xzf "$work"/mmcv-$MMCV_VERSION.tar.gz -C "$work"

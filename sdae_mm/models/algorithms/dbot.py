@@ -14,7 +14,7 @@ from .base import TeacherStudentSelfSupervisor
 @MODELS.register_module()
 class DBOT(TeacherStudentSelfSupervisor):
     """`Exploring Target Representations for Masked Autoencoders (dBOT)
-    <https://arxiv.org/abs/2209.07045>`_.
+    <https://arxiv.org/abs/2209.03917>`_.
 
     The student (an MAE encoder over the visible patches and a decoder over all positions)
     predicts the features a teacher computes from the whole, unmasked image. The target
