@@ -3,8 +3,9 @@
 #   --batch_size 128 --epochs 1600 --norm_feature_loss --mask_ratio 0.75
 #   --stage_epochs 0 800 1600 --depth 12 12 12 --init_teacher_encoder_depth 12 --sdpr 0.2
 #   --blr 1.5e-4 --weight_decay 0.05 --clip_grad 3.0 (run.sh: --warmup_epochs 40)
-# Usage: tools/dist_train.sh configs/dbot/dbot_vit-base-p16_32xb128-amp-coslr-1600e_in1k.py 8
-#        (with 4 nodes; other GPU counts scale the lr, see auto_scale_lr)
+# Usage (32 GPUs = 4 nodes x 8; other GPU counts scale the lr, see auto_scale_lr):
+#   GPUS=32 bash tools/slurm_train.sh PARTITION dbot \
+#       configs/dbot/dbot_vit-base-p16_32xb128-amp-coslr-1600e_in1k.py
 _base_ = [
     '../_base_/models/dbot_vit-base-p16.py',
     '../_base_/datasets/imagenet_bs128_mim.py',

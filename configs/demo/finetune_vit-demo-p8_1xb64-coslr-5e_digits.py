@@ -12,8 +12,8 @@
 # mixed targets need far more than 5 epochs: with them, 5 (and 10) epochs from the demo
 # SdAE checkpoint stay at chance, without them the classifier learns.
 #
-#   python tools/train.py configs/demo/finetune_vit-demo-p8_1xb64-coslr-5e_digits.py
-#   python tools/test.py configs/demo/finetune_vit-demo-p8_1xb64-coslr-5e_digits.py \
+#   .venv/bin/python tools/train.py configs/demo/finetune_vit-demo-p8_1xb64-coslr-5e_digits.py
+#   .venv/bin/python tools/test.py configs/demo/finetune_vit-demo-p8_1xb64-coslr-5e_digits.py \
 #       work_dirs/demo/finetune/epoch_5.pth
 #   # from a random initialisation: --cfg-options model.backbone.init_cfg=None
 _base_ = ['../benchmarks/classification/vit-base-p16_8xb128-coslr-100e_in1k.py']
@@ -22,7 +22,7 @@ _base_ = ['../benchmarks/classification/vit-base-p16_8xb128-coslr-100e_in1k.py']
 # the base config's arch='base'
 demo_arch = dict(_delete_=True, embed_dims=96, num_layers=6, num_heads=3,
                  feedforward_channels=384)
-# tools/convert_checkpoint.py work_dirs/demo/sdae/epoch_60.pth \
+# .venv/bin/python tools/convert_checkpoint.py work_dirs/demo/sdae/epoch_60.pth \
 #     work_dirs/demo/sdae/backbone_mmpretrain.pth --to mmpretrain
 checkpoint = 'work_dirs/demo/sdae/backbone_mmpretrain.pth'
 

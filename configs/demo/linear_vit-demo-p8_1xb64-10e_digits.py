@@ -11,9 +11,9 @@
 # would give 0.025, which leaves the head near its initialisation). The large steps make
 # the training loss spike during the first epochs; it settles as the lr decays.
 #
-#   python tools/train.py configs/demo/linear_vit-demo-p8_1xb64-10e_digits.py
+#   .venv/bin/python tools/train.py configs/demo/linear_vit-demo-p8_1xb64-10e_digits.py
 #   # the randomly initialised baseline of the same protocol:
-#   python tools/train.py configs/demo/linear_vit-demo-p8_1xb64-10e_digits.py \
+#   .venv/bin/python tools/train.py configs/demo/linear_vit-demo-p8_1xb64-10e_digits.py \
 #       --work-dir work_dirs/demo/linear_random --cfg-options model.backbone.init_cfg=None
 _base_ = ['../benchmarks/classification/vit-base-p16_linear-8xb512-coslr-90e_in1k.py']
 
@@ -21,7 +21,7 @@ _base_ = ['../benchmarks/classification/vit-base-p16_linear-8xb512-coslr-90e_in1
 # the base config's arch='base'
 demo_arch = dict(_delete_=True, embed_dims=96, num_layers=6, num_heads=3,
                  feedforward_channels=384)
-# tools/convert_checkpoint.py work_dirs/demo/sdae/epoch_60.pth \
+# .venv/bin/python tools/convert_checkpoint.py work_dirs/demo/sdae/epoch_60.pth \
 #     work_dirs/demo/sdae/backbone_mmpretrain.pth --to mmpretrain
 checkpoint = 'work_dirs/demo/sdae/backbone_mmpretrain.pth'
 

@@ -1,9 +1,10 @@
 # Demo of the Mask R-CNN + FPN transfer protocol (configs/benchmarks/detection/
 # mask-rcnn_vit-b-p16_fpn_*) on the embedded "digit scenes" (128x128 canvases with 2-4
-# digits, COCO instances with 10 classes; built by tools/prepare_demo_data.py into
+# digits, COCO instances with 10 classes; built by `make data` into
 # data/demo) with the demo ViT (96 dims, 6 blocks, 3 heads, patch 8), trains and evaluates
 # box and mask AP in a few minutes on 2 CPU cores:
-#   python tools/train.py configs/demo/mask-rcnn_vit-demo_fpn_1xb4-300iters_digit-scenes-128x128.py \
+#   .venv/bin/python tools/train.py \
+#       configs/demo/mask-rcnn_vit-demo_fpn_1xb4-300iters_digit-scenes-128x128.py \
 #     --cfg-options model.backbone.checkpoint=work_dirs/demo/sdae/backbone_mmdet.pth
 # The backbone checkpoint is a `tools/convert_checkpoint.py --to mmdet` output of a demo
 # pretraining run (teacher or student). Same architecture and recipe shape as the COCO

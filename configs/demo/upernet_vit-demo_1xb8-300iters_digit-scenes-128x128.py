@@ -1,7 +1,9 @@
 # Demo of the UperNet transfer protocol on the embedded "digit scenes" (128x128 canvases,
-# 11 classes: background + digits; built by tools/prepare_demo_data.py into data/demo) with
-# the demo ViT (96 dims, 6 blocks, 3 heads, patch 8; docs/demo), on CPU in a few minutes:
-#   python tools/train.py configs/demo/upernet_vit-demo_1xb8-300iters_digit-scenes-128x128.py \
+# 11 classes: background + digits; built by `make data` into data/demo) with the demo ViT
+# (96 dims, 6 blocks, 3 heads, patch 8; configs/_base_/models/demo_vit.py), on CPU in a few
+# minutes:
+#   .venv/bin/python tools/train.py \
+#       configs/demo/upernet_vit-demo_1xb8-300iters_digit-scenes-128x128.py \
 #     --cfg-options model.backbone.init_cfg.checkpoint=work_dirs/demo/sdae/backbone_mmseg.pth
 # The backbone checkpoint is a `tools/convert_checkpoint.py --to mmseg` output of a demo
 # pretraining run (teacher or student). Same architecture and recipe shape as the ADE20K

@@ -2,7 +2,8 @@
 # vitdet_mask-rcnn_vit-b-p16_simplefpn_16xb4-lsj-100e_coco.py) on the embedded "digit
 # scenes" with the demo ViT, trains and evaluates box and mask AP in a few minutes on 2
 # CPU cores:
-#   python tools/train.py configs/demo/vitdet_mask-rcnn_vit-demo_simplefpn_1xb4-300iters_digit-scenes-128x128.py \
+#   .venv/bin/python tools/train.py \
+#       configs/demo/vitdet_mask-rcnn_vit-demo_simplefpn_1xb4-300iters_digit-scenes-128x128.py \
 #     --cfg-options model.backbone.checkpoint=work_dirs/demo/sdae/backbone_mmdet.pth
 # Same architecture and recipe shape as the COCO recipe, scaled down:
 #   - patch 8 on 128x128 (a 16x16 map): windows of 8 with global attention in blocks 3

@@ -4,7 +4,7 @@
 #   --warmup_epochs 40 --norm_pix_loss --mask_ratio 0.75 --gamma 1.0 --blr 1.5e-4
 #   --weight_decay 0.05 (run_pretrain.py: --momentum_teacher 0.996)
 # Fine-tuning uses the teacher (--checkpoint_key teacher): convert the `teacher.` weights.
-# Usage: tools/dist_train.sh \
+# Usage: bash tools/dist_train.sh \
 #            configs/rc_mae/rc_mae_vit-base-p16_8xb256-accum2-amp-coslr-1600e_in1k.py 8
 _base_ = [
     '../_base_/models/rc_mae_vit-base-p16.py',

@@ -2,7 +2,7 @@
 #   --batch_size 96 x 8 GPUs --epochs 300 --warmup_epochs 60 --mask_ratio 0.75
 #   --blr 2.666e-4 --ema_op per_epoch --momentum_teacher 0.96 --momentum_teacher_final 0.99
 #   --drop_path 0.25 --shrink_num 147 --ncrop_loss 3
-# Usage: tools/dist_train.sh configs/sdae/sdae_vit-base-p16_8xb96-amp-coslr-300e_in1k.py 8
+# Usage: bash tools/dist_train.sh configs/sdae/sdae_vit-base-p16_8xb96-amp-coslr-300e_in1k.py 8
 _base_ = [
     '../_base_/models/sdae_vit-base-p16.py',
     '../_base_/datasets/imagenet_bs96_sdae.py',

@@ -7,7 +7,7 @@
 #   --aa rand-m9-mstd0.5-inc1, global average pooling + LayerNorm (fc_norm), AMP.
 # Deviations: docs/fidelity.md, "Classification transfer".
 #
-#   python tools/convert_checkpoint.py work_dirs/sdae_vit-b_300e/epoch_300.pth \
+#   .venv/bin/python tools/convert_checkpoint.py work_dirs/sdae_vit-b_300e/epoch_300.pth \
 #       work_dirs/sdae_vit-b_300e/backbone_mmpretrain.pth --to mmpretrain
 #   bash tools/dist_train.sh configs/benchmarks/classification/vit-base-p16_8xb128-coslr-100e_in1k.py 8 \
 #       --cfg-options model.backbone.init_cfg.checkpoint=work_dirs/sdae_vit-b_300e/backbone_mmpretrain.pth

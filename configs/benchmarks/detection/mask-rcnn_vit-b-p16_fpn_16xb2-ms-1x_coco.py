@@ -5,8 +5,13 @@
 #   AdamW lr 3e-4, betas (0.9, 0.999), weight decay 0.05, layer decay 0.75 (12 blocks),
 #   drop path 0.2, 12 epochs with lr x0.1 at epochs 9 and 11, 500-iteration linear
 #   warm-up from 0.001, mixed precision, batch 32.
-# Train (16 GPUs):
-#   bash tools/dist_train.sh configs/benchmarks/detection/mask-rcnn_vit-b-p16_fpn_16xb2-ms-1x_coco.py 8 \
+# Train on 16 GPUs (2 nodes x 8; on one node of 8 the batch halves), e.g. with Slurm:
+#   GPUS=16 bash tools/slurm_train.sh PARTITION maskrcnn \
+#     configs/benchmarks/detection/mask-rcnn_vit-b-p16_fpn_16xb2-ms-1x_coco.py \
+#     --cfg-options model.backbone.checkpoint=work_dirs/sdae_vit-b_300e/backbone_mmdet.pth
+# or with torchrun on each node (NODE_RANK=1 on the second; docs/get_started.md):
+#   NNODES=2 NODE_RANK=0 MASTER_ADDR=node0 bash tools/dist_train.sh \
+#     configs/benchmarks/detection/mask-rcnn_vit-b-p16_fpn_16xb2-ms-1x_coco.py 8 \
 #     --cfg-options model.backbone.checkpoint=work_dirs/sdae_vit-b_300e/backbone_mmdet.pth
 _base_ = [
     './_base_/mask-rcnn_vit-b-p16_fpn.py',

@@ -5,8 +5,13 @@
 #   163,889 and 177,546 (88 and 96 epochs), 250-iteration linear warm-up from 0.001,
 #   mixed precision with fp16 gradient all-reduce, evaluation every 5,000 iterations.
 # Values and their sources: docs/transfer.md (detection).
-# Train (16 GPUs):
-#   bash tools/dist_train.sh configs/benchmarks/detection/vitdet_mask-rcnn_vit-b-p16_simplefpn_16xb4-lsj-100e_coco.py 8 \
+# Train on 16 GPUs (2 nodes x 8; on one node of 8 the batch halves), e.g. with Slurm:
+#   GPUS=16 bash tools/slurm_train.sh PARTITION vitdet \
+#     configs/benchmarks/detection/vitdet_mask-rcnn_vit-b-p16_simplefpn_16xb4-lsj-100e_coco.py \
+#     --cfg-options model.backbone.checkpoint=work_dirs/sdae_vit-b_300e/backbone_mmdet.pth
+# or with torchrun on each node (NODE_RANK=1 on the second; docs/get_started.md):
+#   NNODES=2 NODE_RANK=0 MASTER_ADDR=node0 bash tools/dist_train.sh \
+#     configs/benchmarks/detection/vitdet_mask-rcnn_vit-b-p16_simplefpn_16xb4-lsj-100e_coco.py 8 \
 #     --cfg-options model.backbone.checkpoint=work_dirs/sdae_vit-b_300e/backbone_mmdet.pth
 _base_ = [
     './_base_/vitdet_mask-rcnn_vit-b-p16_simplefpn.py',

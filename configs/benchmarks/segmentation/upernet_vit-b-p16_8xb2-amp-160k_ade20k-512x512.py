@@ -5,7 +5,7 @@
 #
 #   bash tools/dist_train.sh \
 #     configs/benchmarks/segmentation/upernet_vit-b-p16_8xb2-amp-160k_ade20k-512x512.py 8 \
-#     --cfg-options model.backbone.init_cfg.checkpoint=<tools/convert_checkpoint.py --to mmseg>
+#     --cfg-options model.backbone.init_cfg.checkpoint=work_dirs/sdae_vit-b_300e/backbone_mmseg.pth
 _base_ = [
     './_base_/models/upernet_vit-b-p16.py',
     './_base_/datasets/ade20k_512x512.py',
