@@ -1,7 +1,7 @@
-"""Draw the masks a pretraining config's pipeline produces: one PNG per image with titled
-panels: the image (and its class folder), the visible patches the student sees, and each
-teacher fold (SdAE). The images are taken from different class folders where the data
-has them.
+"""Draw the masks a pretraining config's pipeline produces: one PNG per image
+(``mask_<n>_<class folder>.png``) with titled panels: the image and its class folder, the
+visible patches the student sees, and each teacher fold (SdAE). The images are taken from
+classes spread over the class folders where the data has them.
 
 Example::
 
@@ -11,6 +11,7 @@ Example::
 import argparse
 import os
 import os.path as osp
+import re
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -97,7 +98,8 @@ def main(argv=None):
                                   image_title=f'class {folder}' if folder else 'image')
         out = add_panel_titles(np.asarray(pil), titles, img.shape[1] * args.scale,
                                gap * args.scale)
-        path = osp.join(args.out_dir, f'mask_{n:03d}.png')
+        suffix = '_' + re.sub(r'[^\w.-]', '_', folder) if folder else ''
+        path = osp.join(args.out_dir, f'mask_{n:03d}{suffix}.png')
         Image.fromarray(out).save(path)
         written.append(path)
     print(f'wrote {len(written)} images to {args.out_dir} '
