@@ -1,7 +1,7 @@
 """Convert an sdae-mm pretraining checkpoint into backbone weights for fine-tuning.
 
 Example:
-    python tools/convert_checkpoint.py work_dirs/sdae_vit-b_300e/epoch_300.pth \\
+    .venv/bin/python tools/convert_checkpoint.py work_dirs/sdae_vit-b_300e/epoch_300.pth \\
         work_dirs/sdae_vit-b_300e/backbone_mmseg.pth --to mmseg --img-size 512
 """
 import argparse

@@ -4,9 +4,9 @@ Serves mmpretrain, mmseg and mmdet configs (scope from the config's ``default_sc
 
 Examples::
 
-    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--json metrics.json]
-    python tools/test.py CONFIG CHECKPOINT --show-dir vis    # draw the predictions
-    python tools/test.py CONFIG CHECKPOINT --out predictions.pkl
+    .venv/bin/python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--json metrics.json]
+    .venv/bin/python tools/test.py CONFIG CHECKPOINT --show-dir vis    # draw the predictions
+    .venv/bin/python tools/test.py CONFIG CHECKPOINT --out predictions.pkl
 
 ``--json FILE`` writes the metrics as JSON, as ``tools/knn_eval.py`` and the speed tools do;
 ``--out FILE.pkl`` dumps the raw predictions (OpenMMLab's ``--out``).

@@ -5,9 +5,9 @@ Works for mmpretrain, mmseg and mmdet configs alike: the scope comes from the co
 
 Examples::
 
-    python tools/train.py configs/demo/sdae_vit-demo-p8_1xb64-60e_digits.py
-    python tools/train.py CONFIG --resume            # resume from the latest checkpoint
-    tools/dist_train.sh configs/sdae_vit-b_300e.py 8
+    .venv/bin/python tools/train.py configs/demo/sdae_vit-demo-p8_1xb64-60e_digits.py
+    .venv/bin/python tools/train.py CONFIG --resume            # resume from the latest checkpoint
+    bash tools/dist_train.sh configs/sdae_vit-b_300e.py 8
 """
 import argparse
 import os

@@ -5,7 +5,7 @@ classes spread over the class folders where the data has them.
 
 Example::
 
-    python tools/visualize_masks.py configs/demo/sdae_vit-demo-p8_1xb64-60e_digits.py \\
+    .venv/bin/python tools/visualize_masks.py configs/demo/sdae_vit-demo-p8_1xb64-60e_digits.py \\
         --out-dir work_dirs/demo/masks --num-images 4
 """
 import argparse
