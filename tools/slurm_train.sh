@@ -39,6 +39,11 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 if [ -z "${PYTHON:-}" ]; then
   if [ -x "$ROOT/.venv/bin/python" ]; then PYTHON=$ROOT/.venv/bin/python; else PYTHON=python3; fi
 fi
+if ! command -v srun >/dev/null; then
+  echo "error: srun not found: $(basename "$0") runs on a Slurm cluster;" \
+    "on one machine use tools/dist_train.sh or tools/dist_test.sh" >&2
+  exit 127
+fi
 # shellcheck disable=SC2086  # SRUN_ARGS holds several options
 PYTHONPATH="$ROOT:${PYTHONPATH:-}" exec srun -p "$PARTITION" --job-name="$JOB_NAME" \
     --gres=gpu:"$GPUS_PER_NODE" --ntasks="$GPUS" --ntasks-per-node="$GPUS_PER_NODE" \

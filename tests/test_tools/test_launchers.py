@@ -5,6 +5,7 @@ these tests check what each launcher would start, without a cluster or GPUs.
 """
 import os
 import os.path as osp
+import shutil
 import stat
 import subprocess
 
@@ -154,3 +155,17 @@ def test_launchers_find_the_venv(stub, repo_root, tmp_path):
         assert python == osp.join(repo_root, '.venv/bin/python')
     else:
         assert python == 'python3'
+
+
+def test_slurm_without_srun_says_so(tmp_path):
+    """No Slurm here: a clear message instead of 'srun: command not found'."""
+    bindir = tmp_path / 'bin'
+    bindir.mkdir()
+    for tool in ('dirname', 'basename'):
+        (bindir / tool).symlink_to(shutil.which(tool))
+    proc = subprocess.run([shutil.which('bash'), 'tools/slurm_train.sh', 'gpu', 'j',
+                           'configs/x.py'],
+                          env=dict(os.environ, PATH=str(bindir)), capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 127
+    assert 'srun not found' in proc.stderr and 'tools/dist_train.sh' in proc.stderr
