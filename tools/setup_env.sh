@@ -29,7 +29,8 @@ STAMP=$(stamp_of)
 # Prints one line per difference between $VENV and requirements/; status 1 if any.
 drift() {
   [ -x "$VENV/bin/python" ] || { echo "no interpreter at $VENV/bin/python"; return 1; }
-  [ "$(cat "$VENV/.sdae-mm-stamp" 2>/dev/null)" = "$STAMP" ] || echo "stamp differs from requirements/"
+  [ "$(cat "$VENV/.sdae-mm-stamp" 2>/dev/null)" = "$STAMP" ] ||
+    echo "stamp differs from requirements/"
   "$VENV/bin/python" - requirements/*.txt <<'PYEOF' || return 1
 import re
 import sys

@@ -48,4 +48,5 @@ fi
 PYTHONPATH="$ROOT:${PYTHONPATH:-}" exec srun -p "$PARTITION" --job-name="$JOB_NAME" \
     --gres=gpu:"$GPUS_PER_NODE" --ntasks="$GPUS" --ntasks-per-node="$GPUS_PER_NODE" \
     --cpus-per-task="$CPUS_PER_TASK" --kill-on-bad-exit=1 $SRUN_ARGS \
-    "$PYTHON" -u "$ROOT/tools/train.py" "$CONFIG" ${WORK_ARGS[@]+"${WORK_ARGS[@]}"} --launcher=slurm "$@"
+    "$PYTHON" -u "$ROOT/tools/train.py" "$CONFIG" ${WORK_ARGS[@]+"${WORK_ARGS[@]}"} \
+    --launcher=slurm "$@"
