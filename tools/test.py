@@ -104,7 +104,8 @@ def main(argv=None):
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
     metrics = runner.test()
     shutdown_dataloader_workers(runner)  # now, not whenever the runner is collected
-    if args.json:
+    from mmengine.dist import is_main_process
+    if args.json and is_main_process():  # every rank has the metrics; one writes them
         import json
         os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
         with open(args.json, 'w') as f:
