@@ -139,7 +139,7 @@ class Demo:
         self.results['convert'] = out
 
     def stage_knn(self) -> None:
-        from sdae_mm.evaluation.knn import knn_eval_checkpoint
+        from knn_eval import knn_eval_checkpoint
         ckpt = self.results['convert']['mmpretrain']
         res = {}
         for name, path in (('sdae', ckpt), ('random', None)):

@@ -21,6 +21,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+from sdae_mm.checkpoint import check_resume_checkpoint  # noqa: E402
 from sdae_mm.datasets.demo_data import ensure_demo_data  # noqa: E402
 from sdae_mm.utils.dist import prepare_cpu_distributed  # noqa: E402
 from sdae_mm.utils.workers import shutdown_dataloader_workers  # noqa: E402
@@ -102,6 +103,7 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
+    check_resume_checkpoint(cfg)  # an unreadable one: name it and the previous good one
     ensure_demo_data(cfg)  # configs/demo/* on a fresh clone
     prepare_cpu_distributed(cfg)
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
