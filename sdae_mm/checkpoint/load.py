@@ -52,6 +52,11 @@ def load_encoder(path: str, target: str = 'mmpretrain', branch: Optional[str] = 
     state_dict, meta, _ = convert_layout(layout, target, branch=branch, algo=algo,
                                          keep_head=False, path=path)
     meta['source'] = path
+    origin = layout['meta']
+    if origin.get('target') in ('mmpretrain', 'mmseg', 'mmdet', 'timm') and origin.get('branch'):
+        # a tools/convert_checkpoint.py output: report where its encoder came from
+        meta.update(algorithm=origin.get('algorithm'), branch=origin['branch'],
+                    converted_from=origin.get('source'))
     return state_dict, meta
 
 
