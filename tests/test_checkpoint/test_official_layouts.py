@@ -14,8 +14,7 @@ import timm
 import torch
 from mmpretrain.models import VisionTransformer
 
-from sdae_mm.checkpoint import (detect_layout, load_state_dict_strict, read_checkpoint,
-                                save_checkpoint)
+from sdae_mm.checkpoint import detect_layout, read_checkpoint, save_checkpoint
 from sdae_mm.checkpoint.convert import convert_checkpoint_dict
 
 DIM, DEPTH, HEADS, DEC = 32, 4, 2, 16
@@ -185,8 +184,8 @@ def test_mmpretrain_and_timm_targets_give_the_reference_features(tmp_path, layou
 
 @pytest.mark.parametrize('layout', ['mae', 'sdae', 'dbot', 'rc_mae', 'finetuned'])
 def test_mmseg_target_gives_the_reference_block_outputs(tmp_path, layout):
-    from mmseg.registry import MODELS
     from mmengine.registry import DefaultScope
+    from mmseg.registry import MODELS
 
     import sdae_mm.downstream.seg  # noqa: F401
     path, official, _ = write(tmp_path, layout)
