@@ -18,6 +18,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import sdae_mm  # noqa: E402,F401
 from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.model import is_model_wrapper  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
@@ -63,9 +64,10 @@ def main(argv=None):
     ensure_demo_data(cfg)  # configs/demo/* on a fresh clone
     prepare_cpu_distributed(cfg)
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
-    from mmengine.model import is_model_wrapper
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-    load_model_checkpoint(model, args.checkpoint)
+    # as mmengine's Runner.load_checkpoint: hooks see the checkpoint first (e.g. EMAHook)
+    load_model_checkpoint(model, args.checkpoint, before_load=lambda ckpt: runner.call_hook(
+        'after_load_checkpoint', checkpoint=ckpt))
     if args.out is not None:
         if not args.out.endswith(('.pkl', '.pickle')):
             raise ValueError(f'--out must be a .pkl file, got {args.out}')

@@ -5,7 +5,7 @@ heads: ``new_keys`` patterns) may be missing from the checkpoint; they are logge
 """
 import re
 from collections import OrderedDict
-from typing import Dict, Iterable, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -147,7 +147,8 @@ def load_state_dict_strict(module: nn.Module,
     return report
 
 
-def load_model_checkpoint(model: nn.Module, path: str, logger: str = 'current') -> dict:
+def load_model_checkpoint(model: nn.Module, path: str, logger: str = 'current',
+                          before_load: Optional[Callable[[dict], None]] = None) -> dict:
     """Load a whole-model checkpoint (an mmengine ``state_dict``) strictly.
 
     For testing a trained model (``tools/test.py``): every parameter and persistent
@@ -157,6 +158,8 @@ def load_model_checkpoint(model: nn.Module, path: str, logger: str = 'current') 
         model (nn.Module): The model (unwrapped).
         path (str): The checkpoint.
         logger (str): Where the report goes.
+        before_load (callable, optional): Called with the loaded checkpoint dict before
+            its weights are loaded (mmengine's ``after_load_checkpoint`` hooks).
 
     Returns:
         dict: The report of :func:`load_state_dict_strict` and the file's ``meta``.
@@ -165,6 +168,8 @@ def load_model_checkpoint(model: nn.Module, path: str, logger: str = 'current') 
     if not isinstance(ckpt, dict):
         raise CheckpointMismatchError(f'checkpoint {path!r} holds a {type(ckpt).__name__}, '
                                       'not a dict of weights')
+    if before_load is not None:
+        before_load(ckpt)
     state_dict = ckpt.get('state_dict', ckpt)
     if not isinstance(state_dict, dict) or not all(
             isinstance(v, torch.Tensor) for v in state_dict.values()):
