@@ -24,6 +24,7 @@ Every key of a branch is either an encoder parameter, a pretraining-only part th
 layout has by design (decoder, mask token, pretraining heads), or an error naming it.
 """
 import math
+import re
 from collections import OrderedDict
 from typing import Dict, List, Optional, Tuple
 
@@ -82,7 +83,6 @@ def _is_state_dict(obj) -> bool:
 
 
 def _algo_from_name(name: str) -> Optional[str]:
-    import re
     norm = re.sub(r'[^a-z0-9]', '', str(name).lower().rsplit('.', 1)[-1])
     for tag, algo in (('sdae', 'sdae'), ('dbot', 'dbot'), ('rcmae', 'rc_mae')):
         if tag in norm:
@@ -92,7 +92,6 @@ def _algo_from_name(name: str) -> Optional[str]:
 
 def _model_type_from_cfg(cfg_text: str) -> Optional[str]:
     """``type`` of the top-level ``model = dict(...)`` of a config's text."""
-    import re
     start = re.search(r'^model\s*=\s*dict\(', cfg_text, flags=re.M)
     if start is None:
         return None
@@ -302,7 +301,6 @@ def inspect_encoder(encoder: Dict[str, torch.Tensor], where: str = 'encoder') ->
     if side == 0 or side * side != num_patches:
         raise ValueError(f'{where}: pos_embed has {pos_embed.shape[1]} positions; expected '
                          '1 (cls) + a square number of patch positions')
-    import re
     indices = {int(m.group(1)) for m in (re.match(r'^layers\.(\d+)\.', k) for k in encoder)
                if m}
     if not indices:

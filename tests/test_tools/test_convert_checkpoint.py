@@ -217,3 +217,30 @@ def test_unreadable_src_is_named(tmp_path, capsys, content, what):
     code, _, err = run([src, tmp_path / 'o.pth', '--to', 'timm'], capsys)
     assert code == 1 and str(src) in err and what in err and 'weights_only' not in err
     assert not (tmp_path / 'o.pth').exists()
+
+
+def test_official_files_convert_in_one_command(tmp_path, capsys):
+    """An official RC-MAE and SdAE file (with their argparse args) to every target."""
+    import argparse
+
+    import timm
+    vit = timm.models.vision_transformer.VisionTransformer(
+        img_size=32, patch_size=16, embed_dim=32, depth=2, num_heads=2, num_classes=0)
+    enc = vit.state_dict()
+    extras = dict(optimizer={}, epoch=9, scaler={}, args=argparse.Namespace(lr=1.5e-4))
+    teacher = {k: v + 1 for k, v in enc.items()}
+    rc = tmp_path / 'rc_mae_vit_pt.pth'
+    torch.save(dict(student={'module.' + k: v for k, v in enc.items()}, teacher=teacher,
+                    student_without_ddp=enc, teacher_without_ddp=teacher, **extras), rc)
+    sdae = tmp_path / 'checkpoint-299.pth'
+    torch.save(dict(model=dict(enc, mask_token=torch.zeros(1, 1, 16)), model_teacher=teacher,
+                    **extras), sdae)
+    for src, fmt, want in ((rc, 'official-rc-mae', teacher), (sdae, 'official-sdae', enc)):
+        for target in ('mmpretrain', 'mmseg', 'mmdet', 'timm'):
+            dst = tmp_path / f'{src.stem}_{target}.pth'
+            code, out, err = run([src, dst, '--to', target], capsys)
+            assert code == 0, err
+            assert f'({fmt}:' in out
+            state = torch.load(dst, weights_only=True)['state_dict']
+            key = 'blocks.1.attn.qkv.weight' if target == 'timm' else 'layers.1.attn.qkv.weight'
+            assert torch.equal(state[key], want['blocks.1.attn.qkv.weight'])
