@@ -178,6 +178,9 @@ def save_checkpoint(obj: Any, dst: str, sources: Iterable[str] = (),
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # as open() would create it (mkstemp uses 0600)
         os.replace(tmp, dst)
         tmp = None
     except OSError as err:

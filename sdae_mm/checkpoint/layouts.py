@@ -160,7 +160,9 @@ def _mmengine_layout(sd: dict, meta: dict, path: str) -> Layout:
                            f'ViT pretraining model or classifier (parts: {heads})')
         if cls_head:
             branches['student'].update(('head.' + k, v) for k, v in cls_head.items())
-        fmt = 'sdae-mm' if 'teacher' in branches or meta.get('algorithm') else 'mmpretrain'
+        ours = 'teacher' in branches or meta.get('algorithm') or \
+            'sdae_mm' in str(meta.get('cfg', ''))
+        fmt = 'sdae-mm' if ours else 'mmpretrain'
         algo, source = detect_algorithm(sd, meta)
         if cls_head:
             algo, source = None, "keys ('backbone.' + classifier 'head.')"
@@ -372,7 +374,7 @@ def extract_encoder(layout: Layout, branch: Optional[str] = None, algo: Optional
         branch = DEFAULT_BRANCH.get(algo, 'student')
         branch_source = f'default for {algo}' if algo else 'the only or the student encoder'
         if branch not in layout['branches']:
-            branch = 'student'
+            branch, branch_source = 'student', f'the file has no {branch}: its only encoder'
     if branch not in layout['branches']:
         hint = (" (dBOT writes its teacher to a separate file, checkpoint-teacher-<epoch>.pth:"
                 ' convert that file)' if layout['format'] in ('official-dbot', 'official-mae')

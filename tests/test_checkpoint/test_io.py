@@ -116,3 +116,12 @@ def test_failed_write_leaves_no_partial_destination(tmp_path, monkeypatch, exist
     assert [p.name for p in tmp_path.iterdir()] == (['out.pth'] if existing else [])
     if existing:
         assert torch.equal(read_checkpoint(dst)['old'], torch.ones(2))
+
+
+def test_written_file_has_the_usual_permissions(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        path = save_checkpoint({'x': 1}, str(tmp_path / 'o.pth'))
+    finally:
+        os.umask(umask)
+    assert os.stat(path).st_mode & 0o777 == 0o644
