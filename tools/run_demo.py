@@ -133,7 +133,8 @@ class Demo:
         out = {}
         for target in ('mmpretrain', 'mmseg', 'mmdet'):
             dst = self.path('sdae', f'backbone_{target}.pth')
-            if convert_checkpoint.main([src, dst, '--to', target]) != 0:
+            # --force: the demo regenerates its own conversions on a re-run
+            if convert_checkpoint.main([src, dst, '--to', target, '--force']) != 0:
                 raise RuntimeError(f'converting {src} for {target} failed (message above)')
             out[target] = dst
         self.results['convert'] = out
