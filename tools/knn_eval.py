@@ -11,6 +11,10 @@ Examples::
     # a converted backbone (tools/convert_checkpoint.py --to mmpretrain)
     python tools/knn_eval.py configs/demo/linear_vit-demo-p8_1xb64-10e_digits.py \\
         --checkpoint work_dirs/demo/sdae/backbone_mmpretrain.pth --out work_dirs/demo/knn.json
+    # any checkpoint sdae_mm.checkpoint reads, e.g. an official release, directly
+    python tools/knn_eval.py \
+        configs/benchmarks/classification/vit-base-p16_linear-8xb512-coslr-90e_in1k.py \
+        --checkpoint mae_pretrain_vit_base.pth
     # the same protocol on a randomly initialised backbone
     python tools/knn_eval.py configs/demo/linear_vit-demo-p8_1xb64-10e_digits.py --random-init
     # ImageNet, 8 GPUs (features are gathered across processes)
