@@ -1,42 +1,43 @@
-"""Convert an sdae-mm pretraining checkpoint into backbone weights for fine-tuning.
+"""Convert a pretraining (or fine-tuned) checkpoint into one library's backbone weights.
+
+Reads sdae-mm/mmengine checkpoints, the official SdAE, dBOT, RC-MAE and MAE releases,
+mmpretrain and timm ViTs (``sdae_mm.checkpoint``); see docs/checkpoints.md.
 
 Example:
     .venv/bin/python tools/convert_checkpoint.py work_dirs/sdae_vit-b_300e/epoch_300.pth \\
         work_dirs/sdae_vit-b_300e/backbone_mmseg.pth --to mmseg --img-size 512
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
-# the library's TARGETS and ALGORITHMS (tests check they agree), spelled out here so that
-# --help answers without importing torch and the OpenMMLab stack
+# the library's choices (tests check they agree with sdae_mm.checkpoint), spelled out here
+# so that --help answers without importing torch and the OpenMMLab stack
 TARGETS = ('mmpretrain', 'mmseg', 'mmdet', 'timm')
 ALGORITHMS = ('sdae', 'dbot', 'rc_mae', 'mae')
+BRANCHES = ('student', 'teacher')
+FORMATS = ('sdae-mm', 'mmpretrain', 'official-sdae', 'official-dbot', 'official-rc-mae',
+           'official-mae', 'timm')
 
 DESCRIPTION = """\
-Take an sdae-mm pretraining checkpoint (student encoder under 'backbone.', teacher
-encoder under 'teacher.'; an mmpretrain MAE checkpoint has only 'backbone.') and write
-one encoder's weights, without prefix, in the naming of the target backbone:
-  mmpretrain, mmdet  mmpretrain VisionTransformer names
-  mmseg              mmseg 1.2.2 MAE backbone names
-  timm               timm VisionTransformer names; loads with
-                     timm.create_model('vit_base_patch16_224', num_classes=0) (or S/L)
-                     and load_state_dict(..., strict=True)
-The output is {'state_dict': ..., 'meta': ...}. Load it with init_cfg=dict(
-type='Pretrained', checkpoint=DST) and no prefix, or timm.models.load_checkpoint.
+Write one ViT encoder of SRC, without prefix, in the names of the target library:
+  mmpretrain, mmdet, mmseg  mmpretrain VisionTransformer names (= mmseg MAE, PlainViT, ViTDet)
+  timm                      timm VisionTransformer names (strict load_state_dict)
+SRC may be an sdae-mm/mmengine checkpoint, an official SdAE ({'model', 'model_teacher'}),
+dBOT or MAE ({'model'}) or RC-MAE ({'student', 'teacher', ...}) file, an mmpretrain
+checkpoint or a timm state dict; fine-tuned ones keep their head for mmpretrain (a whole
+ImageClassifier: backbone.* and head.fc.*) and timm. The output is {'state_dict', 'meta'}.
 """
 
 EPILOG = """\
-default --branch (what each paper fine-tunes):
-  sdae    student  (official main_finetune.py: --model_mode defaults to 'model')
-  dbot    student  (official main_finetune.py loads checkpoint['model'] of the
-                    pretraining checkpoint; the teacher is saved separately)
-  rc_mae  teacher  (official run_finetune.py: --checkpoint_key defaults to 'teacher')
+default --branch (what each method's own fine-tuning loads):
+  sdae    student  (main_finetune.py --model_mode default 'model')
+  dbot    student  (main_finetune.py loads checkpoint['model']; the teacher is a
+                    separate file, checkpoint-teacher-<epoch>.pth)
+  rc_mae  teacher  (run_finetune.py --checkpoint_key default 'teacher')
   mae     student  (the only encoder)
-With --algo auto the method is read from the checkpoint's meta (config model type),
-else from its keys ('teacher_neck.' = RC-MAE; 'teacher.' = SdAE or dBOT, student).
-A missing, unexpected or mis-shaped key is an error naming the key.
+DST is never SRC, and an existing DST is replaced only with --force; the file is written
+to a temporary name beside DST and renamed, so a failed write leaves no partial DST.
 """
 
 
@@ -44,52 +45,53 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=DESCRIPTION, epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('src', help='pretraining checkpoint (mmengine format)')
-    parser.add_argument('dst', help='output file')
+    parser.add_argument('src', help='checkpoint to convert')
+    parser.add_argument('dst', help='output file (must differ from SRC)')
     parser.add_argument('--to', required=True, choices=TARGETS, dest='target',
                         help='naming of the target backbone')
-    parser.add_argument('--branch', choices=('teacher', 'student'), default=None,
+    parser.add_argument('--branch', choices=BRANCHES, default=None,
                         help='encoder to export (default: see below)')
     parser.add_argument('--img-size', type=int, default=None,
-                        help='input size of the target; the position embedding is '
-                        'interpolated (bicubic, cls position kept). The patch size '
-                        'is read from the weights. Default: keep the pretraining size')
+                        help='input size of the target; the position embedding is resized '
+                        '(bicubic, cls position kept). Default: the pretraining size')
     parser.add_argument('--algo', default='auto', choices=('auto', ) + ALGORITHMS,
                         help='pretraining method (sets the default branch)')
+    parser.add_argument('--format', default='auto', choices=('auto', ) + FORMATS,
+                        dest='fmt', help='layout of SRC (default: detected)')
+    parser.add_argument('--no-head', action='store_true',
+                        help='drop the classification head of a fine-tuned SRC')
+    parser.add_argument('--force', action='store_true', help='replace an existing DST')
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    import torch
+    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+    from sdae_mm.checkpoint import (CheckpointReadError, CheckpointWriteError,
+                                    convert_checkpoint_dict, read_checkpoint, save_checkpoint)
     try:
-        from sdae_mm.utils.checkpoint import convert_state_dict, load_checkpoint_dict
-    except ImportError:  # run from a source tree without `pip install -e .`
-        sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-        from sdae_mm.utils.checkpoint import convert_state_dict, load_checkpoint_dict
-    try:
-        state_dict, meta = load_checkpoint_dict(args.src)
-        converted, out_meta, notes = convert_state_dict(
-            state_dict, meta, target=args.target, branch=args.branch, algo=args.algo,
-            img_size=args.img_size)
-    except (KeyError, ValueError) as err:
+        converted, meta, notes = convert_checkpoint_dict(
+            read_checkpoint(args.src), args.target, fmt=args.fmt, path=args.src,
+            branch=args.branch, algo=None if args.algo == 'auto' else args.algo,
+            img_size=args.img_size, keep_head=not args.no_head)
+        meta['source'] = osp.abspath(args.src)
+        save_checkpoint({'state_dict': converted, 'meta': meta}, args.dst,
+                        sources=[args.src], force=args.force)
+    except (KeyError, ValueError, FileNotFoundError, CheckpointReadError,
+            CheckpointWriteError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f'error: {message}', file=sys.stderr)
         return 1
-    out_meta['source'] = osp.abspath(args.src)
-    dst_dir = osp.dirname(osp.abspath(args.dst))
-    os.makedirs(dst_dir, exist_ok=True)
-    torch.save({'state_dict': converted, 'meta': out_meta}, args.dst)
-
-    m = out_meta
-    print(f'source: {args.src}')
-    print(f"algorithm: {m['algorithm']} ({m['algorithm_source']}); branch: "
-          f"{m['branch']} ({m['branch_source']}, keys '{m['source_prefix']}*')")
-    print(f"encoder: {m['num_layers']} blocks, embed_dims {m['embed_dims']}, "
-          f"mlp {m['mlp_hidden']}, patch {m['patch_size']}; position embedding "
-          f"{m['pretrain_img_size']} -> {m['img_size']} px "
-          f"({m['grid'][0]}x{m['grid'][1]} patches)")
-    print(f"wrote {len(converted)} tensors in {args.target} naming to {args.dst}")
+    m = meta
+    print(f'source: {args.src} ({m["format"]}: {m["format_source"]})')
+    print(f"algorithm: {m['algorithm']}; branch: {m['branch']} ({m['branch_source']})")
+    print(f"encoder: {m['num_layers']} blocks, embed_dims {m['embed_dims']}, mlp "
+          f"{m['mlp_hidden']}, patch {m['patch_size']}; position embedding "
+          f"{m['pretrain_img_size']} -> {m['img_size']} px ({m['grid'][0]}x{m['grid'][1]} "
+          'patches)')
+    if m['dropped']:
+        print(f"not exported (pretraining/classifier parts): {len(m['dropped'])} tensors")
+    print(f'wrote {len(converted)} tensors in {args.target} naming to {args.dst}')
     print('the target model initialises itself / leaves unused:')
     for note in notes:
         print(f'  - {note}')

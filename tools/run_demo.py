@@ -133,13 +133,14 @@ class Demo:
         out = {}
         for target in ('mmpretrain', 'mmseg', 'mmdet'):
             dst = self.path('sdae', f'backbone_{target}.pth')
-            if convert_checkpoint.main([src, dst, '--to', target]) != 0:
+            # --force: the demo regenerates its own conversions on a re-run
+            if convert_checkpoint.main([src, dst, '--to', target, '--force']) != 0:
                 raise RuntimeError(f'converting {src} for {target} failed (message above)')
             out[target] = dst
         self.results['convert'] = out
 
     def stage_knn(self) -> None:
-        from sdae_mm.evaluation.knn import knn_eval_checkpoint
+        from knn_eval import knn_eval_checkpoint
         ckpt = self.results['convert']['mmpretrain']
         res = {}
         for name, path in (('sdae', ckpt), ('random', None)):

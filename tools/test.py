@@ -1,6 +1,9 @@
 """Evaluate a checkpoint on a config's test set with mmengine's Runner.
 
 Serves mmpretrain, mmseg and mmdet configs (scope from the config's ``default_scope``).
+The checkpoint is loaded strictly (``sdae_mm.checkpoint.load_model_checkpoint``): a file
+that does not fit the model (missing, unexpected or mis-shaped keys) is an error naming
+them, never a silent evaluation of partly random weights.
 
 Examples::
 
@@ -73,14 +76,15 @@ def main(argv=None):
     args = parse_args(argv)
     import sdae_mm  # noqa: F401  (registers modules, applies compat)
     from mmengine.config import Config
+    from mmengine.model import is_model_wrapper
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
+    from sdae_mm.checkpoint import check_readable, load_model_checkpoint
     from sdae_mm.datasets.demo_data import ensure_demo_data
     from sdae_mm.utils.dist import prepare_cpu_distributed
     from sdae_mm.utils.workers import shutdown_dataloader_workers
-    if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist')
+    check_readable(args.checkpoint)  # a missing or unreadable file stops here
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
@@ -89,7 +93,7 @@ def main(argv=None):
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
-    cfg.load_from = args.checkpoint
+    cfg.load_from = None  # loaded strictly below, not by mmengine (which only warns)
     if args.show or args.show_dir:
         trigger_visualization_hook(cfg, args)
     if cfg.get('test_dataloader') is None:
@@ -97,6 +101,10 @@ def main(argv=None):
     ensure_demo_data(cfg)  # configs/demo/* on a fresh clone
     prepare_cpu_distributed(cfg)
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    # as mmengine's Runner.load_checkpoint: hooks see the checkpoint first (e.g. EMAHook)
+    load_model_checkpoint(model, args.checkpoint, before_load=lambda ckpt: runner.call_hook(
+        'after_load_checkpoint', checkpoint=ckpt))
     if args.out is not None:
         if not args.out.endswith(('.pkl', '.pickle')):
             raise ValueError(f'--out must be a .pkl file, got {args.out}')

@@ -98,11 +98,13 @@ def main(argv=None):
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
+    from sdae_mm.checkpoint import check_resume_checkpoint
     from sdae_mm.datasets.demo_data import ensure_demo_data
     from sdae_mm.utils.dist import prepare_cpu_distributed
     from sdae_mm.utils.workers import shutdown_dataloader_workers
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
+    check_resume_checkpoint(cfg)  # an unreadable one: name it and the previous good one
     ensure_demo_data(cfg)  # configs/demo/* on a fresh clone
     prepare_cpu_distributed(cfg)
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)

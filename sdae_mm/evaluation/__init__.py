@@ -1,12 +1,8 @@
-"""Evaluation protocols that are not a training run: weighted kNN on frozen features.
+"""Evaluation rules as pure functions of features and labels: weighted kNN.
 
-Nothing here is registered; import :mod:`sdae_mm.evaluation.knn` (``tools/knn_eval.py``
-does).
+Nothing here is registered or reads checkpoints; ``tools/knn_eval.py`` extracts the
+features of a checkpoint and calls :func:`knn_accuracy`.
 """
-from .knn import (build_feature_backbone, extract_features, knn_accuracy,  # noqa: F401
-                  knn_eval_checkpoint, load_backbone_weights, weighted_knn_scores)
+from .knn import knn_accuracy, weighted_knn_scores  # noqa: F401
 
-__all__ = [
-    'weighted_knn_scores', 'knn_accuracy', 'build_feature_backbone',
-    'load_backbone_weights', 'extract_features', 'knn_eval_checkpoint'
-]
+__all__ = ['weighted_knn_scores', 'knn_accuracy']

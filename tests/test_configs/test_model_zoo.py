@@ -35,6 +35,9 @@ def test_metafiles_are_well_formed(repo_root, metafiles):
             names.add(model['Name'])
             assert model['In Collection'] in collections
             assert osp.isfile(osp.join(repo_root, model['Config'])), model['Config']
+            if model['Metadata'].get('Official Weights'):
+                check_official_entry(model)
+                continue
             assert 'Weights' not in model  # no sdae-mm weights are published
             if model['Results'] is None:  # a pretraining recipe
                 assert model['Config'].startswith(osp.dirname(path))
@@ -48,6 +51,33 @@ def test_metafiles_are_well_formed(repo_root, metafiles):
             assert set(model.get('Downstream', [])) <= own
 
 
+def check_official_entry(model):
+    """The authors' released weights: URL, layout, branch, published numbers, source."""
+    from sdae_mm.checkpoint import FORMATS
+    meta = model['Metadata']
+    assert model['Name'].startswith('official_')
+    assert re.fullmatch(r'https://\S+\.pth', model['Weights']), model['Weights']
+    assert meta['Checkpoint Layout'].split()[0] in FORMATS
+    assert meta['Branch'] in ('student', 'teacher')
+    assert meta['Stage'] in ('pretrained', 'fine-tuned')
+    assert isinstance(meta['Converter Support'], bool)
+    assert 'official' in meta['Weights Source'] and '@' in meta['Weights Source']
+    assert model['Results'] and all(0 < v < 100 for r in model['Results']
+                                    for v in r['Metrics'].values())
+
+
+def test_official_weights_are_listed(metafiles):
+    official = {path.split('/')[1]: [m for m in meta['Models']
+                                     if m['Metadata'].get('Official Weights')]
+                for path, meta in metafiles.items()}
+    assert official['sdae'] == []  # the SdAE authors have released no weights
+    urls = {m['Weights'] for ms in official.values() for m in ms}
+    assert 'https://dl.fbaipublicfiles.com/mae/pretrain/mae_pretrain_vit_base.pth' in urls
+    assert len([m for m in official['dbot'] if m['Metadata']['Stage'] == 'pretrained']) == 9
+    rc_pre = [m for m in official['rc_mae'] if m['Metadata']['Stage'] == 'pretrained']
+    assert len(rc_pre) == 3 and {m['Metadata']['Branch'] for m in rc_pre} == {'teacher'}
+
+
 def test_readmes_show_the_metafile_numbers_as_paper_reported(repo_root, metafiles):
     for path, meta in metafiles.items():
         folder = osp.dirname(path)
@@ -56,6 +86,8 @@ def test_readmes_show_the_metafile_numbers_as_paper_reported(repo_root, metafile
         assert re.search(r'numbers below are reported (in the paper|by the authors)', readme)
         assert 'paper-reported' in readme and 'tools/convert_checkpoint.py' in readme
         for model in meta['Models']:
+            if model['Metadata'].get('Official Weights'):
+                continue  # listed in the metafile and docs/checkpoints.md
             for result in model['Results'] or []:
                 for value in result['Metrics'].values():
                     assert f'**{value}' in readme, (folder, model['Name'], value)

@@ -6,7 +6,7 @@ from mmpretrain.models.utils import resize_pos_embed
 
 from sdae_mm.downstream.det import PlainViT, ViTDet
 from sdae_mm.downstream.det.checkpoint import CheckpointMismatchError, summarize_keys
-from sdae_mm.utils.checkpoint import convert_state_dict
+from sdae_mm.checkpoint import convert_checkpoint_dict
 
 #: default scope of every test here (see tests/conftest.py)
 DEFAULT_SCOPE = 'mmdet'
@@ -30,8 +30,8 @@ def _pretrain_ckpt(tmp_path, arch, img_size=32, patch_size=8, branch='teacher'):
                 p.normal_(0, 0.1)
     sd = {'backbone.' + k: v for k, v in student.state_dict().items()}
     sd.update({'teacher.' + k: v for k, v in teacher.state_dict().items()})
-    converted, meta, _ = convert_state_dict(sd, {}, target='mmdet', branch=branch,
-                                            algo='sdae')
+    converted, meta, _ = convert_checkpoint_dict({'state_dict': sd}, 'mmdet', branch=branch,
+                                                 algo='sdae')
     path = str(tmp_path / f'{branch}_mmdet.pth')
     torch.save({'state_dict': converted, 'meta': meta}, path)
     return path, teacher.state_dict(), student.state_dict()
@@ -192,12 +192,19 @@ def test_mismatching_checkpoints_raise_naming_the_keys(tmp_path):
     wrong = dict(ckpt)
     wrong['layers.0.attn.qkv.weight'] = torch.zeros(96, 16)
     with pytest.raises(CheckpointMismatchError,
-                       match=r'layers.0.attn.qkv.weight: checkpoint \(96, 16\) vs backbone '
+                       match=r"'layers.0.attn.qkv.weight' has shape \(96, 16\), expected "
                        r'\(96, 32\)'):
         ViTDet(**base, checkpoint=save(wrong, 'wrong.pth')).init_weights()
+    # a deeper checkpoint: the backbone lacks its last blocks
+    deeper = _pretrain_ckpt(tmp_path, ARCH4)[0]
+    with pytest.raises(CheckpointMismatchError, match=r'unexpected keys.*layers\.\{2-3\}'):
+        ViTDet(**base, checkpoint=deeper).init_weights()
+    # a raw pretraining checkpoint is read directly (its default branch)
     raw = save({'backbone.' + k: v for k, v in teacher.items()}, 'raw.pth')
-    with pytest.raises(CheckpointMismatchError, match='convert_checkpoint'):
-        ViTDet(**base, checkpoint=raw).init_weights()
+    model = ViTDet(**base, checkpoint=raw)
+    model.init_weights()
+    torch.testing.assert_close(model.state_dict()['layers.1.attn.qkv.weight'],
+                               teacher['layers.1.attn.qkv.weight'])
     with pytest.raises(FileNotFoundError, match='does not exist'):
         ViTDet(**base, checkpoint=str(tmp_path / 'missing.pth')).init_weights()
 

@@ -8,7 +8,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 from mmpretrain.models import VisionTransformer
 
-from sdae_mm.utils.checkpoint import convert_state_dict
+from sdae_mm.checkpoint import convert_checkpoint_dict
 
 #: default scope of every test here (see tests/conftest.py)
 DEFAULT_SCOPE = 'mmdet'
@@ -25,8 +25,8 @@ def demo_ckpt(tmp_path_factory):
     vits = [VisionTransformer(arch=DEMO_ARCH, img_size=64, patch_size=8) for _ in range(2)]
     state = {'backbone.' + k: v for k, v in vits[0].state_dict().items()}
     state.update({'teacher.' + k: v for k, v in vits[1].state_dict().items()})
-    converted, meta, _ = convert_state_dict(state, {}, target='mmdet', branch='teacher',
-                                            algo='sdae')
+    converted, meta, _ = convert_checkpoint_dict({'state_dict': state}, 'mmdet',
+                                                 branch='teacher', algo='sdae')
     path = str(tmp_path_factory.mktemp('det_ckpt') / 'backbone_mmdet.pth')
     torch.save({'state_dict': converted, 'meta': meta}, path)
     return path, vits[1].state_dict()

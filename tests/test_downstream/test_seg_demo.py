@@ -16,7 +16,7 @@ import torch
 from mmpretrain.models import VisionTransformer
 from PIL import Image
 
-from sdae_mm.utils.checkpoint import convert_state_dict
+from sdae_mm.checkpoint import convert_checkpoint_dict
 
 #: default scope of every test here (see tests/conftest.py)
 DEFAULT_SCOPE = 'mmseg'
@@ -47,8 +47,8 @@ def demo_backbone(tmp_path_factory):
                                 norm_cfg=dict(type='LN', eps=1e-6))
         vit.init_weights()
         state.update({prefix + k: v for k, v in vit.state_dict().items()})
-    converted, meta, _ = convert_state_dict(state, target='mmseg', branch='teacher',
-                                            algo='sdae')
+    converted, meta, _ = convert_checkpoint_dict({'state_dict': state}, 'mmseg',
+                                                 branch='teacher', algo='sdae')
     path = osp.join(out, 'backbone_mmseg.pth')
     torch.save({'state_dict': converted, 'meta': meta}, path)
     return path, {k[len('teacher.'):]: v for k, v in state.items() if k.startswith('teacher.')}

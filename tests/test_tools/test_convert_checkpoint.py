@@ -135,7 +135,7 @@ def test_errors(tmp_path, capsys, encoders):
     mae = write_pretrain_ckpt(tmp_path / 'mae.pth', student, model_type='MAE')
     code, _, err = run([mae, tmp_path / 'x.pth', '--to', 'timm', '--branch', 'teacher'],
                        capsys)
-    assert code == 1 and "no key starting with 'teacher.'" in err
+    assert code == 1 and 'has no teacher encoder' in err
     assert not (tmp_path / 'x.pth').exists()
 
     broken = dict(teacher)
@@ -143,15 +143,14 @@ def test_errors(tmp_path, capsys, encoders):
     src = write_pretrain_ckpt(tmp_path / 'b.pth', student, broken, 'SdAE')
     code, _, err = run([src, tmp_path / 'x.pth', '--to', 'mmseg', '--branch', 'teacher'],
                        capsys)
-    assert code == 1 and "missing key 'teacher.layers.4.attn.qkv.bias'" in err
+    assert code == 1 and "teacher]: missing key 'layers.4.attn.qkv.bias'" in err
 
     bad = dict(student)
     bad['layers.0.attn.qkv.weight'] = torch.zeros(96 * 3, 95)
     src = write_pretrain_ckpt(tmp_path / 'c.pth', bad)
     code, _, err = run([src, tmp_path / 'x.pth', '--to', 'mmdet'], capsys)
     assert code == 1
-    assert "'backbone.layers.0.attn.qkv.weight' has shape (288, 95), expected (288, 96)" \
-        in err
+    assert "'layers.0.attn.qkv.weight' has shape (288, 95), expected (288, 96)" in err
     assert not (tmp_path / 'x.pth').exists()
 
     with pytest.raises(SystemExit):
@@ -167,3 +166,81 @@ def test_help_documents_default_branches(capsys):
                  'mae     student'):
         assert line in out
     assert '--img-size' in out and '--branch' in out
+
+
+def test_src_as_dst_is_refused_and_src_intact(tmp_path, capsys, encoders):
+    src = write_pretrain_ckpt(tmp_path / 'epoch_1.pth', encoders[0], encoders[1], 'SdAE')
+    before = open(src, 'rb').read()
+    for extra in ([], ['--force']):
+        code, _, err = run([src, src, '--to', 'mmpretrain'] + extra, capsys)
+        assert code == 1 and 'it is the source checkpoint' in err
+        assert open(src, 'rb').read() == before
+    # the same file by another path
+    code, _, err = run([src, tmp_path / '.' / 'epoch_1.pth', '--to', 'timm'], capsys)
+    assert code == 1 and open(src, 'rb').read() == before
+
+
+def test_existing_dst_needs_force(tmp_path, capsys, encoders):
+    src = write_pretrain_ckpt(tmp_path / 'pre.pth', encoders[0])
+    dst = tmp_path / 'out.pth'
+    dst.write_bytes(b'a file of the user')
+    code, _, err = run([src, dst, '--to', 'timm'], capsys)
+    assert code == 1 and 'use --force' in err and dst.read_bytes() == b'a file of the user'
+    code, _, _ = run([src, dst, '--to', 'timm', '--force'], capsys)
+    assert code == 0 and 'blocks.0.norm1.weight' in torch.load(dst, weights_only=True)[
+        'state_dict']
+
+
+def test_failed_write_leaves_no_partial_or_empty_dst(tmp_path, capsys, encoders,
+                                                     monkeypatch):
+    src = write_pretrain_ckpt(tmp_path / 'pre.pth', encoders[0])
+    real_save = torch.save
+
+    def interrupted(obj, f, *args, **kwargs):
+        real_save(obj, f, *args, **kwargs)
+        f.truncate(0)
+        raise OSError(28, 'No space left on device')
+
+    monkeypatch.setattr(torch, 'save', interrupted)
+    code, _, err = run([src, tmp_path / 'out' / 'dst.pth', '--to', 'mmseg'], capsys)
+    assert code == 1 and 'No space left on device' in err and 'dst.pth' in err
+    assert not (tmp_path / 'out' / 'dst.pth').exists()
+    assert list((tmp_path / 'out').iterdir()) == []  # no temporary file left either
+
+
+@pytest.mark.parametrize('content, what', [
+    (b'', 'is empty (0 bytes)'), (b'not a checkpoint\n', 'a text file'),
+    (bytes(range(1, 200)), 'not a torch checkpoint')])
+def test_unreadable_src_is_named(tmp_path, capsys, content, what):
+    src = tmp_path / 'bad.pth'
+    src.write_bytes(content)
+    code, _, err = run([src, tmp_path / 'o.pth', '--to', 'timm'], capsys)
+    assert code == 1 and str(src) in err and what in err and 'weights_only' not in err
+    assert not (tmp_path / 'o.pth').exists()
+
+
+def test_official_files_convert_in_one_command(tmp_path, capsys):
+    """An official RC-MAE and SdAE file (with their argparse args) to every target."""
+    import argparse
+
+    import timm
+    vit = timm.models.vision_transformer.VisionTransformer(
+        img_size=32, patch_size=16, embed_dim=32, depth=2, num_heads=2, num_classes=0)
+    enc = vit.state_dict()
+    extras = dict(optimizer={}, epoch=9, scaler={}, args=argparse.Namespace(lr=1.5e-4))
+    teacher = {k: v + 1 for k, v in enc.items()}
+    rc = tmp_path / 'rc_mae_vit_pt.pth'
+    torch.save(dict(student={'module.' + k: v for k, v in enc.items()}, teacher=teacher,
+                    student_without_ddp=enc, teacher_without_ddp=teacher, **extras), rc)
+    sdae = tmp_path / 'checkpoint-299.pth'
+    torch.save(dict(model=dict(enc, mask_token=torch.zeros(1, 1, 16)), model_teacher=teacher,
+                    **extras), sdae)
+    for src, fmt, want in ((rc, 'official-rc-mae', teacher), (sdae, 'official-sdae', enc)):
+        for target in ('mmpretrain', 'mmseg', 'mmdet', 'timm'):
+            dst = tmp_path / f'{src.stem}_{target}.pth'
+            code, out, err = run([src, dst, '--to', target], capsys)
+            assert code == 0, err
+            assert f'({fmt}:' in out
+            state = torch.load(dst, weights_only=True)['state_dict']
+            key = 'blocks.1.attn.qkv.weight' if target == 'timm' else 'layers.1.attn.qkv.weight'
+            assert torch.equal(state[key], want['blocks.1.attn.qkv.weight'])

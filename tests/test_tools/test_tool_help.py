@@ -32,14 +32,12 @@ def test_help_without_heavy_imports(repo_root, tool):
 
 
 def test_convert_checkpoint_choices_match_the_library(repo_root):
-    try:
-        from sdae_mm import checkpoint  # the package's home for checkpoint code
-        checkpoint.TARGETS
-    except (ImportError, AttributeError):
-        from sdae_mm.utils import checkpoint
+    from sdae_mm import checkpoint
     spec = importlib.util.spec_from_file_location(
         'convert_checkpoint_tool', osp.join(repo_root, 'tools/convert_checkpoint.py'))
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     assert tool.TARGETS == checkpoint.TARGETS
     assert tool.ALGORITHMS == checkpoint.ALGORITHMS
+    assert tool.BRANCHES == checkpoint.BRANCHES
+    assert tool.FORMATS == checkpoint.FORMATS

@@ -120,7 +120,8 @@ class PlainViT(VisionTransformer):
         self.init_report = load_converted_backbone(
             self,
             self.checkpoint,
-            ignored_keys=('ln1.weight', 'ln1.bias'),
+            ignored_keys=(r'ln1\.weight', r'ln1\.bias'),
+            new_keys=(r'fpn\d\..+', ),
             pos_grid=self.patch_resolution,
             num_extra_tokens=self.num_extra_tokens)
 

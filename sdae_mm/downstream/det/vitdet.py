@@ -183,7 +183,8 @@ class ViTDet(BaseModule):
         self.init_report = load_converted_backbone(
             self,
             self.checkpoint,
-            ignored_keys=('cls_token', 'ln1.weight', 'ln1.bias'),
+            ignored_keys=('cls_token', r'ln1\.weight', r'ln1\.bias'),
+            new_keys=(r'layers\.\d+\.attn\.rel_pos_[hw]', ),
             pos_grid=self.pos_grid,
             num_extra_tokens=self.num_extra_tokens)
 

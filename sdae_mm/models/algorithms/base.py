@@ -5,11 +5,11 @@ from typing import Dict, List, Optional, Tuple, Union
 import torch
 import torch.nn as nn
 from mmengine.logging import MessageHub, print_log
-from mmengine.runner.checkpoint import _load_checkpoint
 from mmpretrain.models.selfsup import BaseSelfSupervisor
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
+from ...checkpoint import load_encoder, load_state_dict_strict
 from ..utils import use_gelu_recompute
 
 TEACHER_INIT_MODES = ('random', 'student', 'pretrained')
@@ -38,8 +38,9 @@ class TeacherStudentSelfSupervisor(BaseSelfSupervisor):
             SdAE and dBOT's first stage); ``'student'``: a copy of the student (RC-MAE);
             ``'pretrained'``: loaded from ``teacher_checkpoint``. Defaults to ``'random'``.
         teacher_checkpoint (str, optional): Checkpoint for ``teacher_init='pretrained'``:
-            an sdae-mm pretraining checkpoint (its ``teacher.`` weights, else ``backbone.``)
-            or a converted backbone checkpoint (keys without prefix).
+            any checkpoint :mod:`sdae_mm.checkpoint` reads (its teacher encoder when it has
+            one, else its encoder), e.g. an sdae-mm or official pretraining checkpoint or a
+            converted backbone.
         recompute_gelu (bool): Keep only the hidden pre-activation of the student's and
             the decoder's MLPs for the backward pass and recompute GELU there
             (:func:`~sdae_mm.models.utils.use_gelu_recompute`): about a quarter less
@@ -173,23 +174,16 @@ class TeacherStudentSelfSupervisor(BaseSelfSupervisor):
         torch._foreach_add_(teacher, torch._foreach_mul(source, 1.0 - momentum))
 
     def load_teacher(self, path: str) -> None:
-        """Load teacher weights from a pretraining or converted checkpoint (strict)."""
-        ckpt = _load_checkpoint(path, map_location='cpu')
-        state = ckpt.get('state_dict', ckpt)
-        for prefix in ('teacher.', 'backbone.', ''):
-            sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-            if sub:
-                break
-        own = self.teacher.state_dict()
-        missing = sorted(set(own) - set(sub))
-        unexpected = sorted(set(sub) - set(own))
-        bad = sorted(k for k in set(own) & set(sub) if own[k].shape != sub[k].shape)
-        if missing or unexpected or bad:
-            raise KeyError(f'teacher checkpoint {path} (prefix {prefix!r}) does not match the '
-                           f'teacher: missing {missing[:8]}, unexpected {unexpected[:8]}, '
-                           f'shape mismatch {bad[:8]}')
-        self.teacher.load_state_dict(sub)
-        print_log(f'teacher loaded from {path} (prefix {prefix!r})', logger='current')
+        """Load the teacher encoder from a checkpoint, strictly.
+
+        Any layout :mod:`sdae_mm.checkpoint` reads: its teacher encoder when it has one,
+        else its (only or student) encoder; missing, unexpected or mis-shaped keys are an
+        error naming them.
+        """
+        state_dict, meta = load_encoder(path, target='mmpretrain', prefer_teacher=True)
+        load_state_dict_strict(self.teacher, state_dict, path)
+        print_log(f"teacher loaded from {path} ({meta['format']}, {meta['branch']} "
+                  'encoder)', logger='current')
 
     # ------------------------------------------------------------------ data
     @staticmethod

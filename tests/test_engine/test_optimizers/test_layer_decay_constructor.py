@@ -10,7 +10,7 @@ from mmengine.registry import DefaultScope
 import sdae_mm  # noqa: F401  (registers everything)
 from sdae_mm.engine.optimizers import ViTLayerDecayOptimWrapperConstructor
 from sdae_mm.engine.optimizers import layer_decay_constructor as ldc_module
-from sdae_mm.utils.checkpoint import mmpretrain_to_timm_key
+from sdae_mm.checkpoint import mmpretrain_to_timm_key
 
 NAME = 'ViTLayerDecayOptimWrapperConstructor'
 LR, WD, RATE = 1e-3, 0.05, 0.65
