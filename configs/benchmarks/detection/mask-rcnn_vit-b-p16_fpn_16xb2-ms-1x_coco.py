@@ -34,6 +34,6 @@ optim_wrapper = dict(
     type='AmpOptimWrapper',
     optimizer=dict(type='AdamW', lr=3e-4, betas=(0.9, 0.999), weight_decay=0.05),
     constructor='ViTLayerDecayOptimWrapperConstructor',
-    paramwise_cfg=dict(layer_decay_rate=0.75, num_layers=12))
+    paramwise_cfg=dict(layer_decay_rate=0.75, num_layers=12, no_decay_rule='beit'))
 # lr above is for 16 GPUs x 2 images; enable to rescale linearly for another batch size
 auto_scale_lr = dict(enable=False, base_batch_size=32)

@@ -21,5 +21,5 @@ param_scheduler = [
 ]
 optim_wrapper = dict(
     optimizer=dict(lr=1e-4, weight_decay=0.05),
-    paramwise_cfg=dict(layer_decay_rate=0.65, num_layers=12))
+    paramwise_cfg=dict(layer_decay_rate=0.65, num_layers=12, no_decay_rule='beit'))
 auto_scale_lr = dict(enable=False, base_batch_size=16)

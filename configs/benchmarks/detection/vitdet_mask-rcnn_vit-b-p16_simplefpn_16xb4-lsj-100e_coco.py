@@ -39,7 +39,7 @@ optim_wrapper = dict(
     type='AmpOptimWrapper',
     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.1),
     constructor='ViTLayerDecayOptimWrapperConstructor',
-    paramwise_cfg=dict(layer_decay_rate=0.7, num_layers=12))
+    paramwise_cfg=dict(layer_decay_rate=0.7, num_layers=12, no_decay_rule='vitdet'))
 custom_hooks = [dict(type='Fp16CompressionHook')]
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
