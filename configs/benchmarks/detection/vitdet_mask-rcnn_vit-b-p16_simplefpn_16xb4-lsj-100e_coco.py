@@ -26,7 +26,8 @@ train_cfg = dict(
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=250),
+    # detectron2's 250-iteration warm-up: mmengine reaches end_factor at iteration end - 1
+    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=251),
     dict(
         type='MultiStepLR',
         begin=0,

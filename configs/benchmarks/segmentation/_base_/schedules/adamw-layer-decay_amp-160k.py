@@ -14,16 +14,17 @@ optim_wrapper = dict(
 # Both schedulers run from iteration 0 and multiply (mmengine chains them): lr(t) =
 # lr * (1 - t / 160000) * min(1, 1e-6 + (1 - 1e-6) * t / 1500), the lr of mmcv 0.x's
 # PolyLrUpdaterHook with linear warm-up (mmseg 1.x's own config starts the poly decay
-# after the warm-up instead).
+# after the warm-up instead). mmengine's linear and poly schedulers reach their end value
+# at iteration end - 1, hence the ends 1 + 1,500 and 1 + 160,000.
 param_scheduler = [
     dict(
-        type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),
+        type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1501),
     dict(
         type='PolyLR',
         eta_min=0.0,
         power=1.0,
         begin=0,
-        end=160000,
+        end=160001,
         by_epoch=False)
 ]
 train_cfg = dict(
