@@ -315,3 +315,47 @@ def test_ms_flip_variant_predicts_at_original_size(repo_root, tmp_path):
     pred = preds[0].pred_sem_seg.data
     assert tuple(pred.shape) == (1, 40, 100)
     assert int(pred.min()) >= 0 and int(pred.max()) < 150
+
+
+# total batch on the declared GPUs, lr, layer decay, drop path, no-decay rule (BEiT's for
+# all: mmseg, mae_segmentation and dBOT use its constructor)
+SEG_OFFICIAL = {
+    # mmseg configs/mae/mae-base_upernet_8xb2-amp-160k (= BEiT/MAE protocol)
+    'upernet_vit-b-p16_8xb2-amp-160k_ade20k-512x512.py':
+    dict(batch=16, lr=1e-4, decay=0.65, depth=12, drop_path=0.1),
+    # the ViT-B protocol at ViT-S width (no official ViT-S recipe)
+    'upernet_vit-s-p16_8xb2-amp-160k_ade20k-512x512.py':
+    dict(batch=16, lr=1e-4, decay=0.65, depth=12, drop_path=0.1),
+    # dBOT DOWNSTREAM.md ViT-L (mae_segmentation upernet_mae_large_12_512_slide_160k)
+    'upernet_vit-l-p16_8xb2-amp-160k_ade20k-512x512.py':
+    dict(batch=16, lr=3e-5, decay=0.95, depth=24, drop_path=0.2),
+    # dBOT DOWNSTREAM.md ViT-B
+    'dbot_upernet_vit-b-p16_8xb2-amp-160k_ade20k-512x512.py':
+    dict(batch=16, lr=1e-4, decay=0.65, depth=12, drop_path=0.2),
+}
+
+
+@pytest.mark.parametrize('name', sorted(SEG_OFFICIAL))
+def test_effective_recipe_on_the_declared_gpus(name):
+    """Built model and optimizer of each training config against the official run."""
+    import re
+
+    from tests.test_engine.test_optimizers.test_no_decay_rules import build_from_config
+    exp = SEG_OFFICIAL[name]
+    cfg, model, wrapper = build_from_config(f'{SEG}/{name}', 'mmseg')
+    gpus, per_gpu = map(int, re.search(r'(\d+)xb(\d+)', name).groups())
+    assert cfg.train_dataloader.batch_size == per_gpu
+    assert gpus * per_gpu * wrapper._accumulative_counts == exp['batch']
+    assert cfg.auto_scale_lr.enable is False  # the lr is the config's on those GPUs
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    assert cfg.optim_wrapper.paramwise_cfg.no_decay_rule == 'beit'
+    groups = wrapper.optimizer.param_groups
+    depth = len(model.backbone.layers)
+    assert depth == exp['depth']
+    assert max(g['lr'] for g in groups) == pytest.approx(exp['lr'], rel=1e-12)
+    assert min(g['lr'] for g in groups) == pytest.approx(
+        exp['lr'] * exp['decay']**(depth + 1), rel=1e-12)
+    assert {g['weight_decay'] for g in groups} == {0., 0.05}
+    drop = [layer.drop_path.drop_prob for layer in model.backbone.layers]
+    assert drop == pytest.approx(torch.linspace(0, exp['drop_path'], depth).tolist())
+    assert cfg.train_cfg.max_iters == 160000
