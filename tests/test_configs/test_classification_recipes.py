@@ -2,20 +2,16 @@
 through the objects a run uses (model, optim wrapper, the Runner's lr scaling and
 schedulers), against the official runs (docs/fidelity.md, "Effective recipes: transfer
 protocols")."""
-import copy
 import math
-import os.path as osp
 import re
 from types import SimpleNamespace
 
 import pytest
 import torch
-from mmengine.config import Config
-from mmengine.optim import build_optim_wrapper
-from mmengine.registry import PARAM_SCHEDULERS, DefaultScope
+from mmengine.registry import PARAM_SCHEDULERS
 from mmengine.runner import Runner
 
-from tests.test_engine.test_optimizers.test_no_decay_rules import meta_device
+from tests.helpers.builders import build_from_config
 
 CLS = 'configs/benchmarks/classification'
 # total batch, lr (blr * total / 256), warm-up and total epochs, min lr, drop path,
@@ -62,21 +58,11 @@ def official_lr(base, it, epoch_length, exp):
 
 
 @pytest.mark.parametrize('name', sorted(OFFICIAL))
-def test_effective_recipe_on_the_declared_gpus(repo_root, name):
+def test_effective_recipe_on_the_declared_gpus(name):
     exp = OFFICIAL[name]
-    cfg = Config.fromfile(osp.join(repo_root, CLS, name))
+    cfg, model, wrapper = build_from_config(f'{CLS}/{name}', 'mmpretrain')
     gpus, per_gpu = map(int, re.search(r'(\d+)xb(\d+)', name).groups())
     assert cfg.train_dataloader.batch_size == per_gpu
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        from mmpretrain.registry import MODELS
-        model_cfg = copy.deepcopy(cfg.model)
-        model_cfg.backbone.init_cfg = None
-        with meta_device():
-            model = MODELS.build(model_cfg)
-        optim_cfg = copy.deepcopy(cfg.optim_wrapper)
-        optim_cfg['type'] = 'OptimWrapper'  # AmpOptimWrapper needs a GPU
-        optim_cfg.pop('loss_scale', None)
-        wrapper = build_optim_wrapper(model, optim_cfg)
     assert gpus * per_gpu * wrapper._accumulative_counts == exp['batch']
     # the Runner's linear scaling (mmengine Runner.scale_lr) on the declared world size
     runner = SimpleNamespace(world_size=gpus, _train_dataloader=cfg.train_dataloader,

@@ -340,7 +340,7 @@ def test_effective_recipe_on_the_declared_gpus(name):
     """Built model and optimizer of each training config against the official run."""
     import re
 
-    from tests.test_engine.test_optimizers.test_no_decay_rules import build_from_config
+    from tests.helpers.builders import build_from_config
     exp = SEG_OFFICIAL[name]
     cfg, model, wrapper = build_from_config(f'{SEG}/{name}', 'mmseg')
     gpus, per_gpu = map(int, re.search(r'(\d+)xb(\d+)', name).groups())

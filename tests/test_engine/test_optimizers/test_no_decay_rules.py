@@ -12,21 +12,15 @@ The models are built on the meta device (full size, no memory), the optimizer wi
 ``mmengine.optim.build_optim_wrapper`` as ``Runner.build_optim_wrapper`` does.
 """
 import contextlib
-import copy
 import glob
 import os.path as osp
 
 import pytest
-import torch
 import torch.nn as nn
-from mmengine.config import Config
-from mmengine.optim import build_optim_wrapper
-from mmengine.registry import DefaultScope
 
 from sdae_mm.engine.optimizers import ViTLayerDecayOptimWrapperConstructor
 from sdae_mm.utils.checkpoint import mmpretrain_to_timm_key
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+from tests.helpers.builders import ROOT, build_from_config, groups_by_param
 CLS = 'configs/benchmarks/classification'
 SEG = 'configs/benchmarks/segmentation'
 DET = 'configs/benchmarks/detection'
@@ -42,54 +36,6 @@ BEIT_RULE = [
     (f'{DET}/dbot_cascade-mask-rcnn_vit-b-p16_fpn_8xb2-ms-1x_coco.py', 'mmdet'),
 ]
 VITDET = f'{DET}/vitdet_mask-rcnn_vit-b-p16_simplefpn_16xb4-lsj-100e_coco.py'
-
-
-@contextlib.contextmanager
-def meta_device():
-    """Build modules on the meta device; ``torch.linspace`` stays on the CPU, since the
-    drop-path rates are read from it with ``.item()``."""
-    linspace = torch.linspace
-
-    def cpu_linspace(*args, **kwargs):
-        return linspace(*args, **dict(kwargs, device='cpu'))
-
-    torch.linspace = cpu_linspace
-    try:
-        with torch.device('meta'):
-            yield
-    finally:
-        torch.linspace = linspace
-
-
-def build_from_config(path, scope):
-    """(config, model on the meta device, optim wrapper of the config)."""
-    cfg = Config.fromfile(osp.join(ROOT, path))
-    model_cfg = copy.deepcopy(cfg.model)
-    if scope == 'mmdet':
-        model_cfg.backbone.checkpoint = None
-    with DefaultScope.overwrite_default_scope(scope):
-        if scope == 'mmseg':
-            from mmseg.registry import MODELS
-        elif scope == 'mmdet':
-            from mmdet.registry import MODELS
-        else:
-            from mmpretrain.registry import MODELS
-        with meta_device():
-            model = MODELS.build(model_cfg)
-        optim_cfg = copy.deepcopy(cfg.optim_wrapper)
-        optim_cfg['type'] = 'OptimWrapper'  # AmpOptimWrapper needs a GPU; same groups
-        optim_cfg.pop('loss_scale', None)
-        wrapper = build_optim_wrapper(model, optim_cfg)
-    return cfg, model, wrapper
-
-
-def groups_by_param(optimizer):
-    by_param = {}
-    for group in optimizer.param_groups:
-        for p in group['params']:
-            assert id(p) not in by_param, 'a parameter is in two groups'
-            by_param[id(p)] = group
-    return by_param
 
 
 # ------------------------------------------------------------------------- 'mae'
