@@ -1,5 +1,6 @@
 """The ADE20K UperNet configs: they build the MAE/BEiT protocol, and layer decay is right."""
 import os.path as osp
+import re
 
 import pytest
 import torch
@@ -7,6 +8,8 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmengine.optim import build_optim_wrapper
 from mmseg.registry import MODELS
+
+from tests.helpers.builders import build_from_config
 
 #: default scope of every test here (see tests/conftest.py)
 DEFAULT_SCOPE = 'mmseg'
@@ -338,9 +341,6 @@ SEG_OFFICIAL = {
 @pytest.mark.parametrize('name', sorted(SEG_OFFICIAL))
 def test_effective_recipe_on_the_declared_gpus(name):
     """Built model and optimizer of each training config against the official run."""
-    import re
-
-    from tests.helpers.builders import build_from_config
     exp = SEG_OFFICIAL[name]
     cfg, model, wrapper = build_from_config(f'{SEG}/{name}', 'mmseg')
     gpus, per_gpu = map(int, re.search(r'(\d+)xb(\d+)', name).groups())

@@ -105,7 +105,9 @@ class ViTLayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     - ``'mae'`` (default), MAE/timm fine-tuning (MAE's ``param_groups_lrd``, timm's
       ``param_groups_layer_decay``): biases, parameters of norm layers, 1-D parameters
       (e.g. layer-scale gammas), position embeddings, cls/mask/dist/register tokens and
-      relative position tables (``relative_position_bias_table``, ``rel_pos_*``).
+      relative position tables (``relative_position_bias_table``, ``rel_pos_*``); on the
+      MAE-family ViTs, whose only such tensors are ``pos_embed`` and ``cls_token``, this
+      is exactly ``param_groups_lrd``'s set.
     - ``'beit'``, BEiT's mmcv ``LayerDecayOptimizerConstructor``, used unchanged by
       mmseg (its ``LayerDecayOptimizerConstructor``), mae_segmentation, iBOT, CAE and
       dBOT for UperNet and Mask/Cascade R-CNN: only 1-D parameters and names ending in
