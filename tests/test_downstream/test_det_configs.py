@@ -235,3 +235,59 @@ def test_demo_config_builds(path):
     rate = cfg.optim_wrapper.paramwise_cfg.layer_decay_rate
     g = _group_of(optim, model.backbone.layers[5].ffn.layers[1].weight)
     assert g['lr'] == pytest.approx(cfg.optim_wrapper.optimizer.lr * rate)
+
+
+def test_dbot_cascade_trains_and_predicts_on_coco_samples(demo_data):
+    """dBOT's Cascade Mask R-CNN (the config's structure at 32 channels): one training
+    step gives finite losses of the three box stages and their mask heads, with
+    gradients into the ViT, and inference returns boxes and masks."""
+    from mmdet.datasets import CocoDataset
+    from mmdet.registry import MODELS
+    from mmengine.model import revert_sync_batchnorm
+
+    cfg = Config.fromfile(osp.join(
+        ROOT, 'configs/benchmarks/detection/'
+        'dbot_cascade-mask-rcnn_vit-b-p16_fpn_8xb2-ms-1x_coco.py'))
+    cfg.model.backbone.update(
+        arch=dict(embed_dims=32, num_layers=4, num_heads=2, feedforward_channels=64),
+        out_indices=(0, 1, 2, 3), checkpoint=None, adapter_norm_cfg=dict(type='BN'))
+    # 32 channels after the ViT and fewer RoIs (the full heads take a minute on a CPU)
+    model_cfg = cfg.model
+    model_cfg.neck.update(in_channels=[32] * 4, out_channels=32)
+    model_cfg.rpn_head.update(in_channels=32, feat_channels=32)
+    model_cfg.roi_head.bbox_roi_extractor.out_channels = 32
+    model_cfg.roi_head.mask_roi_extractor.out_channels = 32
+    for head in model_cfg.roi_head.bbox_head:
+        head.update(in_channels=32, conv_out_channels=32, fc_out_channels=64)
+    model_cfg.roi_head.mask_head.update(in_channels=32, conv_out_channels=32)
+    for stage in model_cfg.train_cfg.rcnn:
+        stage.sampler.num = 64
+    model_cfg.test_cfg.rpn.max_per_img = 64
+    torch.manual_seed(0)
+    model = revert_sync_batchnorm(MODELS.build(model_cfg))  # SyncBN needs a process group
+    model.init_weights()
+    dataset = CocoDataset(
+        data_root=osp.join(demo_data, 'scenes'),
+        ann_file='annotations/instances_train.json',
+        data_prefix=dict(img='img_dir/train/'),
+        metainfo=dict(classes=DIGITS),
+        pipeline=[
+            dict(type='LoadImageFromFile'),
+            dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+            dict(type='PackDetInputs')
+        ],
+        indices=2)
+    data = model.data_preprocessor(pseudo_collate([dataset[0], dataset[1]]), training=True)
+    model.train()
+    losses = model.loss(data['inputs'], data['data_samples'])
+    for stage in range(3):
+        for key in ('loss_cls', 'loss_bbox', 'loss_mask'):
+            assert torch.isfinite(losses[f's{stage}.{key}']), (stage, key)
+    total, _ = model.parse_losses(losses)
+    total.backward()
+    assert model.backbone.layers[0].attn.qkv.weight.grad.abs().sum() > 0
+    model.eval()
+    with torch.no_grad():
+        data = model.data_preprocessor(pseudo_collate([dataset[0]]), training=False)
+        preds = model.predict(data['inputs'], data['data_samples'])
+    assert len(preds) == 1 and preds[0].pred_instances.masks.dim() == 3
