@@ -32,6 +32,10 @@ EXPECTED = {
     'dbot_cascade-mask-rcnn_vit-b-p16_fpn_8xb2-ms-1x_coco.py':
     dict(backbone='PlainViT', lr=1e-4, wd=0.05, rate=0.75, layers=12, milestones=[8, 11],
          epochs=12, gpus=8, batch=2, rule='beit', drop_path=0.2, proposals=2000),
+    'dbot_cascade-mask-rcnn_vit-l-p16_fpn_8xb2-ms-1x_coco.py':
+    dict(backbone='PlainViT', lr=1e-4, wd=0.05, rate=0.75, layers=24, milestones=[8, 11],
+         epochs=12, gpus=8, batch=2, rule='beit', drop_path=0.2, proposals=2000,
+         dims=1024, outs=[7, 11, 15, 23]),
     'vitdet_mask-rcnn_vit-b-p16_simplefpn_16xb4-lsj-100e_coco.py':
     dict(backbone='ViTDet', lr=1e-4, wd=0.1, rate=0.7, layers=12,
          milestones=[163889, 177546], iters=184375, gpus=16, batch=4, warmup=250,
@@ -101,7 +105,8 @@ def test_benchmark_config_builds(path):
     model, optim = _build(cfg)
     backbone = model.backbone
     assert isinstance(backbone, PlainViT if exp['backbone'] == 'PlainViT' else ViTDet)
-    assert backbone.num_layers == exp['layers'] and backbone.embed_dims == 768
+    assert backbone.num_layers == exp['layers']
+    assert backbone.embed_dims == exp.get('dims', 768)
     assert _drop_path_per_block(backbone) == pytest.approx(
         torch.linspace(0, exp['drop_path'], exp['layers']).tolist())
     assert model.train_cfg['rpn_proposal']['max_per_img'] == exp['proposals']
@@ -164,7 +169,8 @@ def test_benchmark_config_builds(path):
         assert model.rpn_head.num_convs == 2
         assert [h.type for h in cfg.custom_hooks] == ['Fp16CompressionHook']
     else:
-        assert backbone.out_indices == [3, 5, 7, 11]
+        assert backbone.out_indices == exp.get('outs', [3, 5, 7, 11])
+        assert model.neck.in_channels == [exp.get('dims', 768)] * 4
         heads = model.roi_head.bbox_head
         heads = list(heads) if isinstance(heads, torch.nn.ModuleList) else [heads]
         for head in heads:

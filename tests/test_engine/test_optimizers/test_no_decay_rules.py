@@ -34,6 +34,7 @@ BEIT_RULE = [
     (f'{DET}/mask-rcnn_vit-b-p16_fpn_16xb2-ms-1x_coco.py', 'mmdet'),
     (f'{DET}/mask-rcnn_vit-b-p16_fpn_8xb2-ms-3x_coco.py', 'mmdet'),
     (f'{DET}/dbot_cascade-mask-rcnn_vit-b-p16_fpn_8xb2-ms-1x_coco.py', 'mmdet'),
+    (f'{DET}/dbot_cascade-mask-rcnn_vit-l-p16_fpn_8xb2-ms-1x_coco.py', 'mmdet'),
 ]
 VITDET = f'{DET}/vitdet_mask-rcnn_vit-b-p16_simplefpn_16xb4-lsj-100e_coco.py'
 
