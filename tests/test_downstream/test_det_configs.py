@@ -8,6 +8,7 @@ import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.optim import build_optim_wrapper
+from mmengine.registry import PARAM_SCHEDULERS
 
 from sdae_mm.downstream.det import PlainViT, ViTDet
 
@@ -127,7 +128,6 @@ def test_benchmark_config_builds(path):
     assert g['weight_decay'] == (exp['wd'] if exp['rule'] == 'vitdet' else 0.)
 
     # the schedulers the Runner builds, stepped as ParamSchedulerHook steps them
-    from mmengine.registry import PARAM_SCHEDULERS
     epoch_length = 60
     schedulers = [
         PARAM_SCHEDULERS.build(s, default_args=dict(optimizer=optim,
