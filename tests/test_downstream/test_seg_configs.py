@@ -239,23 +239,15 @@ def test_lr_schedule_is_mmcv_poly_with_linear_warmup(repo_root, tmp_path):
     assert checked == 8
 
 
-def test_dbot_vit_b_recipe(repo_root, tmp_path):
+def test_dbot_vit_b_recipe(tmp_path):
     """dBOT's UperNet ViT-B: the ViT-B protocol with drop path 0.2 (DOWNSTREAM.md)."""
-    name = f'{SEG}/dbot_upernet_vit-b-p16_8xb2-amp-160k_ade20k-512x512.py'
-    cfg = load(repo_root, name)
-    assert cfg.train_dataloader.batch_size * 8 == 16  # 8 GPUs x 2
-    assert cfg.train_cfg.max_iters == 160000
-    with DefaultScope.overwrite_default_scope('mmseg'):
-        model = MODELS.build(load(repo_root, name).model)
+    cfg, model, optim = build_from_config(
+        f'{SEG}/dbot_upernet_vit-b-p16_8xb2-amp-160k_ade20k-512x512.py', 'mmseg')
     backbone = model.backbone
     assert (backbone.embed_dims, len(backbone.layers)) == (768, 12)
     drop = [layer.drop_path.drop_prob for layer in backbone.layers]
     assert drop == pytest.approx(torch.linspace(0, 0.2, 12).tolist())
     assert model.decode_head.channels == 768
-    ow_cfg = cfg.optim_wrapper.copy()
-    ow_cfg['type'] = 'OptimWrapper'
-    ow_cfg.pop('loss_scale')
-    optim = build_optim_wrapper(model, ow_cfg)
     group_of = {id(p): g for g in optim.optimizer.param_groups for p in g['params']}
     named = dict(model.named_parameters())
     qkv = group_of[id(named['backbone.layers.11.attn.qkv.weight'])]
@@ -263,7 +255,6 @@ def test_dbot_vit_b_recipe(repo_root, tmp_path):
     pos = group_of[id(named['backbone.pos_embed'])]
     assert pos['lr'] == pytest.approx(1e-4 * 0.65**13) and pos['weight_decay'] == 0.05
     assert group_of[id(named['decode_head.conv_seg.weight'])]['lr'] == pytest.approx(1e-4)
-    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
     # the same schedule as the ViT-B protocol, from the Runner's schedulers
     runner = build_runner(cfg, tmp_path)
     warm, poly = runner.build_param_scheduler(cfg.param_scheduler)
