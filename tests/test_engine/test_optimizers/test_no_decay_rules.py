@@ -4,7 +4,8 @@ protocol's own reference, on the models and optimizer settings of the benchmark 
 - ``'mae'``: MAE's ``param_groups_lrd`` (util/lr_decay.py of facebookresearch/mae, copied by
   SdAE, dBOT and RC-MAE), re-implemented below from reading it;
 - ``'beit'``: mmseg's installed ``LayerDecayOptimizerConstructor``, the same code as BEiT's,
-  mae_segmentation's, iBOT's, CAE's and dBOT's ``mmcv_custom`` constructor;
+  mae_segmentation's, iBOT's, CAE's and dBOT's ``mmcv_custom`` constructor, and (for the
+  detectors) CAE's constructor re-implemented below from reading it;
 - ``'vitdet'``: detectron2's ``get_default_optimizer_params`` with ViTDet's
   ``get_vit_lr_decay_rate``, re-implemented below from reading them.
 
@@ -140,6 +141,48 @@ def test_beit_rule_equals_mmseg_layer_decay_constructor(path, scope):
     tables = {n for n in names if n.endswith('relative_position_bias_table')}
     assert tables <= decayed and (tables or scope == 'mmdet')
     assert not any(n.endswith('.bias') or n.endswith('gamma_1') for n in decayed)
+
+
+def cae_layer_decay_params(model, base_lr, weight_decay, num_layers, layer_decay_rate):
+    """CAE's (= iBOT's) mmcv ``LayerDecayOptimizerConstructor.add_params`` on CAE names
+    (the ViT's blocks are ``backbone.blocks.i``): {param id: (lr, weight decay)}."""
+    num_max_layer = num_layers + 2
+
+    def get_num_layer_for_vit(var_name):
+        if var_name in ('backbone.cls_token', 'backbone.mask_token', 'backbone.pos_embed'):
+            return 0
+        if var_name.startswith('backbone.patch_embed'):
+            return 0
+        if var_name.startswith('backbone.blocks'):
+            return int(var_name.split('.')[2]) + 1
+        return num_max_layer - 1
+
+    out = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        cae_name = name.replace('backbone.layers.', 'backbone.blocks.', 1)
+        no_decay = (len(param.shape) == 1 or cae_name.endswith('.bias')
+                    or cae_name in ('pos_embed', 'cls_token'))
+        scale = layer_decay_rate**(num_max_layer - get_num_layer_for_vit(cae_name) - 1)
+        out[id(param)] = (scale * base_lr, 0. if no_decay else weight_decay)
+    return out
+
+
+@pytest.mark.parametrize('path', [p for p, scope in BEIT_RULE if scope == 'mmdet'],
+                         ids=osp.basename)
+def test_beit_rule_equals_cae_constructor_on_detectors(path):
+    cfg, model, wrapper = build_from_config(path, 'mmdet')
+    paramwise = cfg.optim_wrapper.paramwise_cfg
+    ref = cae_layer_decay_params(model, cfg.optim_wrapper.optimizer.lr,
+                                 cfg.optim_wrapper.optimizer.weight_decay,
+                                 paramwise.num_layers, paramwise.layer_decay_rate)
+    ours = groups_by_param(wrapper.optimizer)
+    assert set(ours) == set(ref)
+    for name, param in model.named_parameters():
+        lr, decay = ref[id(param)]
+        assert ours[id(param)]['lr'] == pytest.approx(lr, rel=1e-12), name
+        assert ours[id(param)]['weight_decay'] == decay, name
 
 
 # ---------------------------------------------------------------------- 'vitdet'
