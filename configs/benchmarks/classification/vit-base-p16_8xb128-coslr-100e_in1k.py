@@ -54,9 +54,10 @@ optim_wrapper = dict(
     loss_scale='dynamic',
     optimizer=dict(type='AdamW', lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.05),
     # layer-wise lr decay 0.65 over the 12 blocks (util/lr_decay.py); no weight decay on
-    # 1-D parameters (biases, norms), pos_embed and cls_token; no gradient clipping
+    # 1-D parameters (biases, norms), pos_embed and cls_token (MAE's param_groups_lrd);
+    # no gradient clipping
     constructor='ViTLayerDecayOptimWrapperConstructor',
-    paramwise_cfg=dict(layer_decay_rate=0.65, num_layers=12))
+    paramwise_cfg=dict(layer_decay_rate=0.65, num_layers=12, no_decay_rule='mae'))
 
 max_epochs = 100
 warmup_epochs = 5

@@ -26,7 +26,8 @@ train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=500),
+    # mmcv's 500-iteration warm-up: mmengine reaches end_factor at iteration end - 1
+    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=501),
     dict(
         type='MultiStepLR',
         begin=0,
@@ -39,6 +40,6 @@ optim_wrapper = dict(
     type='AmpOptimWrapper',
     optimizer=dict(type='AdamW', lr=3e-4, betas=(0.9, 0.999), weight_decay=0.05),
     constructor='ViTLayerDecayOptimWrapperConstructor',
-    paramwise_cfg=dict(layer_decay_rate=0.75, num_layers=12))
+    paramwise_cfg=dict(layer_decay_rate=0.75, num_layers=12, no_decay_rule='beit'))
 # lr above is for 16 GPUs x 2 images; enable to rescale linearly for another batch size
 auto_scale_lr = dict(enable=False, base_batch_size=32)

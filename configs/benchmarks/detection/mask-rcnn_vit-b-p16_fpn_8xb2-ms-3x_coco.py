@@ -10,7 +10,8 @@ _base_ = './mask-rcnn_vit-b-p16_fpn_16xb2-ms-1x_coco.py'
 max_epochs = 36
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=500),
+    # mmcv's 500-iteration warm-up: mmengine reaches end_factor at iteration end - 1
+    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=501),
     dict(
         type='MultiStepLR',
         begin=0,
@@ -21,5 +22,5 @@ param_scheduler = [
 ]
 optim_wrapper = dict(
     optimizer=dict(lr=1e-4, weight_decay=0.05),
-    paramwise_cfg=dict(layer_decay_rate=0.65, num_layers=12))
+    paramwise_cfg=dict(layer_decay_rate=0.65, num_layers=12, no_decay_rule='beit'))
 auto_scale_lr = dict(enable=False, base_batch_size=16)

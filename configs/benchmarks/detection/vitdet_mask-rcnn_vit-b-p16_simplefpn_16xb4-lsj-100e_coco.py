@@ -31,7 +31,8 @@ train_cfg = dict(
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=250),
+    # detectron2's 250-iteration warm-up: mmengine reaches end_factor at iteration end - 1
+    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=251),
     dict(
         type='MultiStepLR',
         begin=0,
@@ -44,7 +45,7 @@ optim_wrapper = dict(
     type='AmpOptimWrapper',
     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.1),
     constructor='ViTLayerDecayOptimWrapperConstructor',
-    paramwise_cfg=dict(layer_decay_rate=0.7, num_layers=12))
+    paramwise_cfg=dict(layer_decay_rate=0.7, num_layers=12, no_decay_rule='vitdet'))
 custom_hooks = [dict(type='Fp16CompressionHook')]
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),

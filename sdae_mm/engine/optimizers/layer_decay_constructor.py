@@ -3,8 +3,10 @@
 mmpretrain, mmseg and mmdet each ship a layer-decay constructor of their own
 (``LearningRateDecayOptimWrapperConstructor``, ``LearningRateDecayOptimizerConstructor``,
 ``LayerDecayOptimizerConstructor``), with different names, rules and config keys. This
-module gives the suite one rule, registered once in mmengine's root registry, so a config
-of any of the three scopes finds it under the same name.
+module gives the suite one layer rule, registered once in mmengine's root registry, so a
+config of any of the three scopes finds it under the same name. Which parameters are
+exempt from weight decay differs between the official transfer protocols; the config
+names the protocol's rule (``paramwise_cfg.no_decay_rule``).
 """
 import logging
 import re
@@ -25,25 +27,65 @@ _EMBED_RE = re.compile(r'^(cls_token|pos_embed|mask_token|dist_token|reg_token|'
                        r'patch_embed|norm_pre|pre_norm|pre_ln)(\.|$)')
 # Block index of mmpretrain/mmseg (``layers.i``) and timm/ViTDet (``blocks.i``) ViTs.
 _BLOCK_RE = re.compile(r'^(layers|blocks)\.(\d+)\.')
-# Parameter names (last component) that never get weight decay.
+# Parameter names (last component) that never get weight decay under the 'mae' rule.
 _NO_DECAY_TOKENS = ('cls_token', 'mask_token', 'dist_token', 'reg_token')
 _NORM_TYPES = (nn.LayerNorm, nn.GroupNorm, _BatchNorm, _InstanceNorm)
-# paramwise_cfg keys of mmengine/mmpretrain that are redundant with our fixed
-# no-decay rule when they are 0 and contradict it otherwise.
+# The norm layers of detectron2's ``get_default_optimizer_params`` (torch classes and
+# their subclasses).
+_TORCH_NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm,
+                     nn.GroupNorm, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d,
+                     nn.LayerNorm, nn.LocalResponseNorm)
+# The no-decay rules a config can choose (paramwise_cfg.no_decay_rule).
+NO_DECAY_RULES = ('mae', 'beit', 'vitdet')
+# paramwise_cfg keys of mmengine/mmpretrain that are redundant with the 'mae' no-decay
+# rule when they are 0 and contradict it otherwise.
 _ZERO_ONLY_KEYS = ('bias_decay_mult', 'norm_decay_mult', 'flat_decay_mult')
-_KNOWN_KEYS = ('layer_decay_rate', 'num_layers', 'custom_keys',
-               'backbone_prefix') + _ZERO_ONLY_KEYS
+_KNOWN_KEYS = ('layer_decay_rate', 'num_layers', 'custom_keys', 'backbone_prefix',
+               'no_decay_rule') + _ZERO_ONLY_KEYS
 
 
 def _is_norm(module: nn.Module) -> bool:
     return isinstance(module, _NORM_TYPES) or 'Norm' in type(module).__name__
 
 
+def _no_decay_mae(name: str, param: nn.Parameter, module: nn.Module) -> bool:
+    """MAE/timm fine-tuning: 1-D parameters, tokens and position tables."""
+    leaf = name.rsplit('.', 1)[-1]
+    return (param.ndim <= 1 or leaf == 'bias' or _is_norm(module)
+            or leaf in _NO_DECAY_TOKENS or 'pos_embed' in leaf
+            or leaf.startswith('rel_pos') or 'relative_position' in leaf)
+
+
+def _no_decay_beit(name: str, param: nn.Parameter, module: nn.Module) -> bool:
+    """BEiT's mmcv constructor: 1-D parameters and ``*.bias`` only.
+
+    Its exemption of ``pos_embed``/``cls_token`` compares the *full* name, so it only
+    holds for a bare ViT; inside a segmentor or detector both are decayed, and so are
+    the relative position tables (2-D).
+    """
+    return param.ndim == 1 or name.endswith('.bias') or name in ('pos_embed', 'cls_token')
+
+
+def _no_decay_vitdet(name: str, param: nn.Parameter, module: nn.Module) -> bool:
+    """detectron2's ViTDet: parameters of torch norm layers and ``pos_embed`` only.
+
+    detectron2's channel LayerNorm (feature pyramid, RoI heads) is a plain ``nn.Module``
+    outside its norm types, so it is decayed; a ``LayerNorm2d`` (our ``LN2d``,
+    mmpretrain's) stands for it here although it subclasses ``nn.LayerNorm``.
+    """
+    is_norm = (isinstance(module, _TORCH_NORM_TYPES)
+               and type(module).__name__ != 'LayerNorm2d')
+    return is_norm or name.rsplit('.', 1)[-1] == 'pos_embed'
+
+
+_NO_DECAY_FNS = dict(mae=_no_decay_mae, beit=_no_decay_beit, vitdet=_no_decay_vitdet)
+
+
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
 class ViTLayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     """Layer-wise lr decay and weight-decay exclusion for ViT models.
 
-    One rule for classifiers, segmentors and detectors (as in MAE's
+    One layer rule for classifiers, segmentors and detectors (as in MAE's
     ``param_groups_lrd`` and BEiT's optimizer factory,
     `MAE <https://arxiv.org/abs/2111.06377>`_):
 
@@ -55,10 +97,29 @@ class ViTLayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     - layer ``N + 1``: everything else: the ViT's final norm, necks, heads, decoders
       (timm's ``param_groups_layer_decay`` puts the final norm with the last block; MAE's
       and BEiT's code, which this follows, put it here);
-    - lr of a parameter in layer ``l``: ``lr * rate ** (N + 1 - l)``;
-    - no weight decay for biases, parameters of norm layers, 1-D parameters
-      (e.g. layer-scale gammas), position embeddings, cls/mask/dist/register tokens
-      and relative position tables (``relative_position_bias_table``, ``rel_pos_*``).
+    - lr of a parameter in layer ``l``: ``lr * rate ** (N + 1 - l)``.
+
+    Which parameters get no weight decay is the rule of the protocol the config
+    reproduces, ``paramwise_cfg.no_decay_rule``:
+
+    - ``'mae'`` (default), MAE/timm fine-tuning (MAE's ``param_groups_lrd``, timm's
+      ``param_groups_layer_decay``): biases, parameters of norm layers, 1-D parameters
+      (e.g. layer-scale gammas), position embeddings, cls/mask/dist/register tokens and
+      relative position tables (``relative_position_bias_table``, ``rel_pos_*``); on the
+      MAE-family ViTs, whose only such tensors are ``pos_embed`` and ``cls_token``, this
+      is exactly ``param_groups_lrd``'s set.
+    - ``'beit'``, BEiT's mmcv ``LayerDecayOptimizerConstructor``, used unchanged by
+      mmseg (its ``LayerDecayOptimizerConstructor``), mae_segmentation, iBOT, CAE and
+      dBOT for UperNet and Mask/Cascade R-CNN: only 1-D parameters and names ending in
+      ``.bias``; ``pos_embed``, ``cls_token`` and relative position tables are decayed
+      (the exemption of ``pos_embed``/``cls_token`` compares full names, so it only
+      applies to a bare ViT).
+    - ``'vitdet'``, detectron2's ViTDet (``get_default_optimizer_params`` with
+      ``weight_decay_norm=0`` and a ``pos_embed`` override): only parameters of torch
+      norm layers (``nn.LayerNorm``, batch/group/instance norms) and ``pos_embed``;
+      biases, ``rel_pos_h``/``rel_pos_w`` and the channel LayerNorms of the feature
+      pyramid and RoI heads (``LayerNorm2d``, detectron2's non-torch ``LayerNorm``)
+      are decayed.
 
     Which parameters belong to the ViT: when the model has a child module named
     ``backbone`` (mmpretrain ``ImageClassifier``, mmseg ``EncoderDecoder``, mmdet
@@ -85,8 +146,11 @@ class ViTLayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
       to ``weight_decay * decay_mult`` (overriding the no-decay rule), any other field
       is copied into the parameter's group.
     - ``backbone_prefix`` (str, optional): see above.
+    - ``no_decay_rule`` (str, optional): ``'mae'`` (default), ``'beit'`` or
+      ``'vitdet'``, see above.
     - ``bias_decay_mult``, ``norm_decay_mult``, ``flat_decay_mult``: accepted only as
-      0 (what the rule does anyway), so mmpretrain configs port unchanged.
+      0 with the ``'mae'`` rule (what it does anyway), so mmpretrain configs port
+      unchanged.
 
     Parameters that end up with equal lr, weight decay and custom fields share one
     param group; each group also carries ``lr_scale`` (its lr divided by the base lr,
@@ -98,7 +162,7 @@ class ViTLayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         ...     optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05,
         ...                    betas=(0.9, 0.999)),
         ...     constructor='ViTLayerDecayOptimWrapperConstructor',
-        ...     paramwise_cfg=dict(layer_decay_rate=0.65))
+        ...     paramwise_cfg=dict(layer_decay_rate=0.65, no_decay_rule='mae'))
 
     Args:
         optim_wrapper_cfg (dict): The optim wrapper config (with ``optimizer``).
@@ -113,10 +177,22 @@ class ViTLayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
             raise ValueError(
                 f'paramwise_cfg has unsupported keys {unknown} for '
                 f'ViTLayerDecayOptimWrapperConstructor; supported: {list(_KNOWN_KEYS)}')
+        rule = cfg.get('no_decay_rule', 'mae')
+        if rule not in NO_DECAY_RULES:
+            raise ValueError(f'paramwise_cfg.no_decay_rule must be one of '
+                             f'{list(NO_DECAY_RULES)}, got {rule!r}')
+        self.no_decay_rule = rule
         for key in _ZERO_ONLY_KEYS:
-            if key in cfg and cfg[key] != 0:
+            if key not in cfg:
+                continue
+            if rule != 'mae':
                 raise ValueError(
-                    f'paramwise_cfg.{key}={cfg[key]!r}: the layer-decay rule never '
+                    f'paramwise_cfg.{key} is not supported with '
+                    f'no_decay_rule={rule!r}: the rule decides which parameters are '
+                    'decayed; use custom_keys with decay_mult for a specific parameter')
+            if cfg[key] != 0:
+                raise ValueError(
+                    f'paramwise_cfg.{key}={cfg[key]!r}: the \'mae\' no-decay rule never '
                     'decays biases, norms and 1-D parameters; use custom_keys with '
                     'decay_mult to decay a specific parameter')
         if 'layer_decay_rate' not in cfg:
@@ -167,19 +243,15 @@ class ViTLayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
             return int(block.group(2)) + 1
         return num_layers + 1
 
-    @staticmethod
-    def no_weight_decay(name: str, param: nn.Parameter, module: nn.Module) -> bool:
-        """Whether the rule exempts a parameter from weight decay.
+    def no_weight_decay(self, name: str, param: nn.Parameter, module: nn.Module) -> bool:
+        """Whether the configured no-decay rule exempts a parameter from weight decay.
 
         Args:
-            name (str): The parameter's full name.
+            name (str): The parameter's full name in the model.
             param (nn.Parameter): The parameter.
             module (nn.Module): The module that owns it directly.
         """
-        leaf = name.rsplit('.', 1)[-1]
-        return (param.ndim <= 1 or leaf == 'bias' or _is_norm(module)
-                or leaf in _NO_DECAY_TOKENS or 'pos_embed' in leaf
-                or leaf.startswith('rel_pos') or 'relative_position' in leaf)
+        return _NO_DECAY_FNS[self.no_decay_rule](name, param, module)
 
     def _count_blocks(self, model: nn.Module, prefix: str) -> int:
         indices = set()
@@ -287,7 +359,8 @@ class ViTLayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
             f'ViTLayerDecayOptimWrapperConstructor: {type(model).__name__}, ViT '
             f"prefix '{vit_prefix}', N={num_layers} blocks "
             f"({'from config' if given is not None else 'derived'}), "
-            f'rate={rate}, lr={self.base_lr}, weight_decay={self.base_wd}; '
+            f'rate={rate}, lr={self.base_lr}, weight_decay={self.base_wd}, '
+            f"no_decay_rule='{self.no_decay_rule}'; "
             f'{len(rows)} groups:',
             f"{'layers':>10} {'lr_scale':>10} {'lr':>10} {'wd':>8} "
             f"{'#params':>8} {'#elements':>11}  custom_key"

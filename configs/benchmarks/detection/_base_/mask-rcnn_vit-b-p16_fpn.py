@@ -1,9 +1,11 @@
 # Mask R-CNN + FPN on a plain ViT-B/16 with the multi-scale adapter (blocks 4/6/8/12 ->
 # deconv x4, deconv x2, identity, max-pool x2), the COCO protocol of CAE (lxtGH/CAE
 # downstream_tasks/detection, built on bytedance/ibot evaluation/object_detection):
-# 4conv-1fc box head with SyncBN and a GIoU loss (weight 10) on decoded boxes, the rest as
-# mmdet's Mask R-CNN R50-FPN. The backbone loads a converted checkpoint
-# (tools/convert_checkpoint.py --to mmdet, teacher or student) in init_weights.
+# 4conv-1fc box head with SyncBN and a GIoU loss (weight 10) on decoded boxes, an RPN that
+# keeps 2,000 proposals per image for training (CAE's _base_/models/mask_rcnn_vit_fpn.py
+# rpn_proposal; mmdet's default is 1,000), the rest as mmdet's Mask R-CNN R50-FPN. The
+# backbone loads a converted checkpoint (tools/convert_checkpoint.py --to mmdet) in
+# init_weights.
 _base_ = 'mmdet::_base_/models/mask-rcnn_r50_fpn.py'
 
 # Converted backbone weights; override with
@@ -44,4 +46,5 @@ model = dict(
             reg_decoded_bbox=True,
             norm_cfg=norm_cfg,
             loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
-            loss_bbox=dict(type='GIoULoss', loss_weight=10.0))))
+            loss_bbox=dict(type='GIoULoss', loss_weight=10.0))),
+    train_cfg=dict(rpn_proposal=dict(nms_pre=2000, max_per_img=2000)))
