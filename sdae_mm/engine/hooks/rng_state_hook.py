@@ -19,8 +19,9 @@ class RNGStateHook(Hook):
     the random streams behind drop path or the data augmentation of a main-process loader;
     with this hook a resumed single-process run takes the same next step as an uninterrupted
     one, with or without data-loader workers (with workers, the augmentations must be seeded
-    per sample: ``SeededSampler`` + ``SeedPerSample``). Checkpoints are written by rank 0 only, so in multi-process runs the states are
-    stored but not restored (each rank keeps its own freshly seeded stream).
+    per sample: ``SeededSampler`` + ``SeedPerSample``). Checkpoints are written by rank 0
+    only, so in multi-process runs the states are stored but not restored (each rank keeps
+    its own freshly seeded stream).
     """
 
     priority = 'VERY_LOW'  # after every hook that may draw random numbers when saving
