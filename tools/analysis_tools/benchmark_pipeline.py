@@ -139,9 +139,9 @@ def build_loaders(cfg: Config, root: str, batch_size: int, workers: int):
     crop = crop_entry(cfg)
     size = crop.get('scale', 224)
     size = (size, size) if isinstance(size, int) else (size[1], size[0])
+    scale = tuple(crop.get('crop_ratio_range', (0.08, 1.0)))
     official_tf = transforms.Compose([
-        transforms.RandomResizedCrop(size, scale=tuple(crop.get('crop_ratio_range',
-                                                                 (0.08, 1.0))),
+        transforms.RandomResizedCrop(size, scale=scale,
                                      interpolation=transforms.InterpolationMode.BICUBIC),
         transforms.RandomHorizontalFlip(),
         transforms.ToTensor(),
