@@ -12,6 +12,12 @@ def _runner(loader, seed=3):
 
 
 def test_loader_iterators_leave_the_global_torch_stream_alone():
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    list(DataLoader(list(range(8)), batch_size=4))  # without the hook: one draw
+    assert not torch.equal(torch.rand(3), expected)
+
     loader = DataLoader(list(range(8)), batch_size=4)
     RNGStateHook().before_train(_runner(loader))
     assert isinstance(loader.generator, torch.Generator)
