@@ -10,9 +10,9 @@ _base_ = [
 ]
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='RandomResizedCrop', scale=64, crop_ratio_range=(0.35, 1.0),
-         backend='pillow', interpolation='bicubic'),
+    dict(type='SeedPerSample'),  # per-sample seeds: exact resume with workers
+    dict(type='DecodeRandomResizedCrop', scale=64, crop_ratio_range=(0.35, 1.0),
+         interpolation='bicubic'),
     dict(type='RandomFlip', prob=0.5),
     dict(type='MultiFoldMaskGenerator', input_size=64, patch_size=8, mask_ratio=0.75,
          num_teacher_tokens=48, num_folds=3),

@@ -129,8 +129,8 @@ def test_linear_probe_vit_b_is_the_official_protocol(repo_root):
     warmup, cosine = cfg.param_scheduler
     assert (warmup.end, cosine.end, cosine.eta_min) == (10, 90, 0.)
     assert cfg.train_dataloader.batch_size * 8 == cfg.auto_scale_lr.base_batch_size == 4096
-    assert [t['type'] for t in cfg.train_pipeline] == ['LoadImageFromFile', 'RandomResizedCrop',
-                                                      'RandomFlip', 'PackInputs']
+    assert [t['type'] for t in cfg.train_pipeline] == [
+        'LoadImageFromFile', 'ClampedRandomResizedCrop', 'RandomFlip', 'PackInputs']
     big = _cfg(repo_root, f'{CLS}/vit-base-p16_linear-8xb2048-coslr-90e_in1k.py')
     assert big.optim_wrapper.optimizer.lr == pytest.approx(6.4)
     assert big.auto_scale_lr.base_batch_size == 16384

@@ -14,10 +14,12 @@ data_preprocessor = dict(
     to_rgb=True)
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    # each sample's crop, flip and mask from a seed of (run seed, epoch, index): the same
+    # augmentations whatever the workers, and after a resume (sdae_mm SeededSampler)
+    dict(type='SeedPerSample'),
     # digits fill the whole image: crops of 35-100 % keep them legible at 64 px
-    dict(type='RandomResizedCrop', scale=img_size, crop_ratio_range=(0.35, 1.0),
-         backend='pillow', interpolation='bicubic'),
+    dict(type='DecodeRandomResizedCrop', scale=img_size, crop_ratio_range=(0.35, 1.0),
+         interpolation='bicubic'),
     dict(type='RandomFlip', prob=0.5),
     dict(type='RandomPatchMaskGenerator', input_size=img_size, patch_size=patch_size,
          mask_ratio=0.75),
@@ -29,7 +31,7 @@ train_dataloader = dict(
     num_workers=2,
     persistent_workers=True,
     drop_last=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    sampler=dict(type='SeededSampler', shuffle=True),
     collate_fn=dict(type='default_collate'),
     dataset=dict(
         type=dataset_type,

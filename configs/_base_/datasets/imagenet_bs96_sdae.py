@@ -11,9 +11,13 @@ data_preprocessor = dict(
     to_rgb=True)
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='RandomResizedCrop', scale=224, crop_ratio_range=(0.2, 1.0),
-         backend='pillow', interpolation='bicubic'),
+    # each sample's crop, flip and mask from a seed of (run seed, epoch, index): the same
+    # augmentations whatever the workers, and after a resume (sdae_mm SeededSampler)
+    dict(type='SeedPerSample'),
+    # LoadImageFromFile + RandomResizedCrop in one: decodes JPEGs at 1/2-1/8 scale when the
+    # crop is over twice the output (exact=True: always full size; docs/benchmarks.md)
+    dict(type='DecodeRandomResizedCrop', scale=224, crop_ratio_range=(0.2, 1.0),
+         interpolation='bicubic'),
     dict(type='RandomFlip', prob=0.5),
     dict(type='MultiFoldMaskGenerator', input_size=224, patch_size=16, mask_ratio=0.75,
          num_teacher_tokens=147, num_folds=3),
@@ -26,7 +30,7 @@ train_dataloader = dict(
     persistent_workers=True,
     pin_memory=True,
     drop_last=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    sampler=dict(type='SeededSampler', shuffle=True),
     collate_fn=dict(type='default_collate'),
     dataset=dict(
         type=dataset_type,

@@ -1,6 +1,7 @@
 # ImageNet-1k linear-probing data of the official SdAE/MAE main_linprobe.py ("weak
 # augmentation"), in mmpretrain transforms:
-#   train: RandomResizedCrop 224 (scale 0.08-1, bicubic), horizontal flip, mean/std
+#   train: MAE's RandomResizedCrop 224 (util/crop.py: one draw, clamped to the image;
+#          scale 0.08-1, bicubic), horizontal flip, mean/std
 #   test:  Resize short side 256 (bicubic) + CenterCrop 224
 # 512 images per GPU (main_linprobe.py's default batch size).
 dataset_type = 'ImageNet'
@@ -13,7 +14,8 @@ data_preprocessor = dict(
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='RandomResizedCrop', scale=224, backend='pillow', interpolation='bicubic'),
+    dict(type='ClampedRandomResizedCrop', scale=224, backend='pillow',
+         interpolation='bicubic'),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackInputs'),
 ]
