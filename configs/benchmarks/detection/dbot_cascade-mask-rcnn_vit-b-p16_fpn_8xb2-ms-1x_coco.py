@@ -8,7 +8,7 @@
 # multi-scale training augmentation, 1333x800 test.
 #   bash tools/dist_train.sh \
 #     configs/benchmarks/detection/dbot_cascade-mask-rcnn_vit-b-p16_fpn_8xb2-ms-1x_coco.py 8 \
-#     --cfg-options model.backbone.checkpoint=<tools/convert_checkpoint.py --to mmdet>
+#     --cfg-options model.backbone.checkpoint=work_dirs/dbot_vit-base-p16_32xb128-amp-coslr-1600e_in1k/backbone_mmdet.pth
 _base_ = [
     './_base_/cascade-mask-rcnn_vit-b-p16_fpn.py',
     './_base_/coco-instance_detr-ms.py',

@@ -6,7 +6,7 @@
 # blocks, drop path 0.2, AdamW lr 1e-4.
 #   bash tools/dist_train.sh \
 #     configs/benchmarks/detection/dbot_cascade-mask-rcnn_vit-l-p16_fpn_8xb2-ms-1x_coco.py 8 \
-#     --cfg-options model.backbone.checkpoint=<tools/convert_checkpoint.py --to mmdet>
+#     --cfg-options model.backbone.checkpoint=work_dirs/dbot_vit-large-p16_32xb128-amp-coslr-1600e_in1k/backbone_mmdet.pth
 _base_ = './dbot_cascade-mask-rcnn_vit-b-p16_fpn_8xb2-ms-1x_coco.py'
 
 model = dict(

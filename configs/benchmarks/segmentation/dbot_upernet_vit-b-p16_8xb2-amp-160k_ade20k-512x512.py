@@ -10,7 +10,7 @@
 #
 #   bash tools/dist_train.sh \
 #     configs/benchmarks/segmentation/dbot_upernet_vit-b-p16_8xb2-amp-160k_ade20k-512x512.py 8 \
-#     --cfg-options model.backbone.init_cfg.checkpoint=<tools/convert_checkpoint.py --to mmseg>
+#     --cfg-options model.backbone.init_cfg.checkpoint=work_dirs/dbot_vit-base-p16_32xb128-amp-coslr-1600e_in1k/backbone_mmseg.pth
 _base_ = './upernet_vit-b-p16_8xb2-amp-160k_ade20k-512x512.py'
 
 model = dict(backbone=dict(drop_path_rate=0.2))
