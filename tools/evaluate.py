@@ -134,11 +134,11 @@ PRESETS = {
                 CLS_METRIC, DEMO_CLS, 'linear probe, digits val'),
             'finetune': _protocol(
                 'train', 'mmpretrain',
-                {'demo': DEMO + 'finetune_vit-demo-p8_1xb64-coslr-5e_digits.py'},
+                {'demo': DEMO + 'finetune_vit-demo-p8_1xb64-coslr-3e_digits.py'},
                 CLS_METRIC, DEMO_CLS, 'fine-tuning, digits val'),
             'ade20k': _protocol(
                 'train', 'mmseg',
-                {'demo': DEMO + 'upernet_vit-demo_1xb8-80iters_digit-scenes-128x128.py'},
+                {'demo': DEMO + 'upernet_vit-demo_1xb8-60iters_digit-scenes-128x128.py'},
                 SEG_METRIC, DEMO_SCENES, 'UperNet, digit scenes val'),
             'coco-maskrcnn': _protocol(
                 'train', 'mmdet',
@@ -253,8 +253,9 @@ def detect_arch(checkpoint: str) -> str:
                      'pass --arch')
 
 
-def split_options(options: List[str], protocols) -> Dict[str, List[str]]:
-    """``[PROTOCOL:]KEY=VALUE`` words -> ``{protocol: ['KEY=VALUE', ...]}``."""
+def split_options(options: List[str], protocols, known=()) -> Dict[str, List[str]]:
+    """``[PROTOCOL:]KEY=VALUE`` words -> ``{protocol: ['KEY=VALUE', ...]}`` for the protocols
+    run; words for other ``known`` protocols are dropped, unknown names are an error."""
     out = {name: [] for name in protocols}
     for word in options:
         key = word.split('=', 1)[0]
@@ -262,10 +263,11 @@ def split_options(options: List[str], protocols) -> Dict[str, List[str]]:
             raise ValueError(f'--cfg-options {word!r}: expected [PROTOCOL:]KEY=VALUE')
         if ':' in key:
             name, rest = word.split(':', 1)
-            if name not in out:
-                raise ValueError(f'--cfg-options {word!r}: {name!r} is not one of the '
-                                 f'protocols run ({", ".join(out)})')
-            out[name].append(rest)
+            if name not in out and name not in known:
+                raise ValueError(f'--cfg-options {word!r}: {name!r} is no protocol '
+                                 f'({", ".join(list(out) + list(known))})')
+            if name in out:
+                out[name].append(rest)
         else:
             for name in out:
                 out[name].append(word)
@@ -490,7 +492,7 @@ class Evaluation:
             raise ValueError(f'unknown protocol(s) {unknown}; the {args.preset} preset has '
                              f'{", ".join(self.preset["protocols"])}')
         self.arch = self._arch()
-        self.options = split_options(args.cfg_options, self.names)
+        self.options = split_options(args.cfg_options, self.names, self.preset['protocols'])
         self.plans, self.failed, self.seconds = {}, {}, {}
         for name in self.names:
             try:  # a GPU count that differs from the recipe's refuses the whole run
@@ -672,8 +674,9 @@ class Evaluation:
             start = time.time()
             try:
                 self.run_protocol(index, self.plans[name])
-            except ProtocolError as err:
-                self.failed[name] = str(err)
+            except Exception as err:  # one protocol's failure stops no other
+                self.failed[name] = str(err) if isinstance(err, ProtocolError) else \
+                    f'{type(err).__name__}: {err}'
                 self.log(f'{name}: FAILED: {err}')
             self.seconds[name] = round(time.time() - start, 1)
             if not self.args.dry_run and name not in self.failed:
@@ -684,7 +687,11 @@ class Evaluation:
         rows = []
         for name in self.names:
             plan = self.plans.get(name)
-            metrics = plan.metrics() if plan else None
+            try:
+                metrics = plan.metrics() if plan else None
+            except Exception as err:  # a broken result is reported, not fatal
+                self.failed.setdefault(name, f'reading its metrics: {err}')
+                metrics = None
             if metrics is None:
                 continue
             rows += [dict(protocol=name, metric=key, value=float(metrics[key]),

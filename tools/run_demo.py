@@ -46,16 +46,15 @@ QUICK_PRETRAIN = ['train_dataloader.dataset.indices=32', 'train_dataloader.batch
                   'param_scheduler.1.begin=1', 'param_scheduler.1.T_max=1',
                   'param_scheduler.1.end=2', 'default_hooks.logger.interval=1',
                   'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False']
-_NO_WORKERS = [f'{loader}.{key}' for loader in ('train_dataloader', 'test_dataloader')
-               for key in ('num_workers=0', 'persistent_workers=False')]
-QUICK_EVAL = _NO_WORKERS + [
-    *[f'{p}:{o}' for p in ('linear', 'finetune') for o in (
-        'train_dataloader.dataset.indices=64', 'test_dataloader.dataset.indices=32',
-        'train_cfg.max_epochs=1')],
-    *[f'{p}:{o}' for p in ('ade20k', 'coco-maskrcnn', 'coco-vitdet') for o in (
-        'train_cfg.max_iters=2', 'train_dataloader.dataset.indices=8',
-        'test_dataloader.dataset.indices=4')],
-]
+_LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+QUICK_EVAL = [f'{loader}.{key}' for loader in _LOADERS
+              for key in ('num_workers=0', 'persistent_workers=False')]
+QUICK_EVAL += [f'{p}:{o}' for p in ('linear', 'finetune') for o in (
+    'train_dataloader.dataset.indices=64', 'val_dataloader.dataset.indices=32',
+    'test_dataloader.dataset.indices=32', 'train_cfg.max_epochs=1')]
+QUICK_EVAL += [f'{p}:{o}' for p in ('ade20k', 'coco-maskrcnn', 'coco-vitdet') for o in (
+    'train_cfg.max_iters=2', 'train_dataloader.dataset.indices=8',
+    'val_dataloader.dataset.indices=4', 'test_dataloader.dataset.indices=4')]
 
 
 def parse_args(argv=None):
@@ -220,16 +219,23 @@ class Demo:
                      '--work-dir', work_dir, '--data-root', self.data_root]
             words += ['--protocols', *self.args.protocols] if self.args.protocols else []
             words += ['--cfg-options', *QUICK_EVAL] if self.args.quick else []
-            if run(words) != 0:
+            status = run(words)
+            if status != 0:
                 self.failed.append(name)
-            with open(osp.join(work_dir, 'results.json')) as f:
-                evaluations[name] = json.load(f)
+            results = osp.join(work_dir, 'results.json')
+            if osp.isfile(results):
+                with open(results) as f:
+                    evaluations[name] = json.load(f)
+            else:  # refused before running anything (message above)
+                evaluations[name] = dict(rows=[], failed=[dict(
+                    protocol='all', error=f'tools/evaluate.py exited with {status}')])
             self.results['seconds'][f'evaluate {name}'] = round(time.time() - start, 1)
         self.results['evaluations'] = evaluations
 
     def stage_report(self) -> None:
-        plot_loss_curves({f'{name.upper() if name == "mae" else "SdAE"} pretraining loss':
-                          self.path(name) for name in PRETRAIN}, self.path('loss_curve.png'))
+        titles = dict(COLUMNS)
+        plot_loss_curves({f'{titles[name]} pretraining loss': self.path(name)
+                          for name in PRETRAIN}, self.path('loss_curve.png'))
         if run([self.python, 'tools/visualize_masks.py', PRETRAIN['sdae'], '--out-dir',
                 self.path('masks'), '--num-images', '4', '--cfg-options',
                 f'train_dataloader.dataset.data_root={self.data_root}/demo/cls']) != 0:

@@ -44,10 +44,11 @@ def test_config_names_declare_gpus():
 
 
 def test_cfg_options_per_protocol():
-    opts = evaluate.split_options(['a=1', 'linear:b=2'], ['knn', 'linear'])
+    opts = evaluate.split_options(['a=1', 'linear:b=2', 'ade20k:c=3'], ['knn', 'linear'],
+                                  ['ade20k'])
     assert opts == {'knn': ['a=1'], 'linear': ['a=1', 'b=2']}
-    with pytest.raises(ValueError, match='not one of'):
-        evaluate.split_options(['ade20k:b=2'], ['knn'])
+    with pytest.raises(ValueError, match='is no protocol'):
+        evaluate.split_options(['ade2k:b=2'], ['knn'], ['ade20k'])
     with pytest.raises(ValueError, match='KEY=VALUE'):
         evaluate.split_options(['b'], ['knn'])
 
