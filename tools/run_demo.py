@@ -167,7 +167,9 @@ class Demo:
         if osp.exists(self.results_path):
             with open(self.results_path) as f:
                 self.results = json.load(f)
-        self.results.setdefault('seconds', {})
+        # timings of the stages not run now are kept (e.g. --stages report)
+        self.results['seconds'] = {k: v for k, v in self.results.get('seconds', {}).items()
+                                   if k.split()[0] in STAGES and k.split()[0] not in args.stages}
         self.failed = []
 
     def path(self, *parts: str) -> str:
