@@ -142,7 +142,7 @@ PRESETS = {
                 SEG_METRIC, DEMO_SCENES, 'UperNet, digit scenes val'),
             'coco-maskrcnn': _protocol(
                 'train', 'mmdet',
-                {'demo': DEMO + 'mask-rcnn_vit-demo_fpn_1xb4-80iters_digit-scenes-128x128.py'},
+                {'demo': DEMO + 'mask-rcnn_vit-demo_fpn_1xb4-60iters_digit-scenes-128x128.py'},
                 DET_METRIC, DEMO_SCENES, 'Mask R-CNN FPN, digit scenes val', init=MMDET_CKPT),
             'coco-vitdet': _protocol(
                 'train', 'mmdet', {'demo': DEMO + 'vitdet_mask-rcnn_vit-demo_simplefpn_'
