@@ -413,6 +413,8 @@ class Plan:
             tail += ['--cfg-options', *opts] if opts else []
             return [('knn', w) for w in self._launch(launcher, python, tail, 'knn')]
         train_args = ['--work-dir', wd]
+        if self.gpus != self.declared:  # allowed with --auto-scale-lr only
+            train_args.append('--auto-scale-lr')
         if resume and osp.isfile(osp.join(wd, 'last_checkpoint')):
             train_args.append('--resume')
         train_args += ['--cfg-options', self.init_option(), *opts]
@@ -541,8 +543,9 @@ class Evaluation:
                                 f'ViT-{self.arch} (it has: {", ".join(spec["configs"])})')
         gpus, nodes, declared = self._gpus(name, config)
         options = list(self.options[name])
-        if self.args.data_root:
-            options = data_root_options(load_config(config, []), self.args.data_root) + options
+        if self.args.data_root:  # the commands run from the repository root
+            options = data_root_options(load_config(config, []),
+                                        osp.abspath(self.args.data_root)) + options
         ckpt = None if self.random else self.converted(spec['target'])
         return Plan(name, spec, config, osp.join(self.work_dir, name), ckpt, options, gpus,
                     nodes, declared, self.args.final_metric or self.preset['final_metric'])

@@ -81,6 +81,7 @@ def test_paper_dry_run_pytorch(vit_b_checkpoint, tmp_path, capsys):
         last = work / name / 'last_checkpoint'
         assert f'bash tools/dist_test.sh {config} "$(cat {last})" 8 ' in '\n'.join(test)
     # 16 GPUs = 2 nodes x 8: one command per node, never fewer GPUs
+    assert not any('--auto-scale-lr' in c for c in train)  # the declared GPU counts
     for config in (MASKRCNN, VITDET):
         runs = [c for c in train if f'dist_train.sh {config} 8 ' in c]
         assert [c.split(' bash')[0] for c in runs] == [
@@ -131,8 +132,9 @@ def test_gpu_counts_other_than_declared_are_refused(vit_b_checkpoint, tmp_path, 
                                  'coco-vitdet', '--auto-scale-lr']) == 0
     out = capsys.readouterr().out
     assert '8 GPU(s) (the config declares 16' in out
-    assert [c for c in _commands(out) if 'dist_train.sh' in c][0].startswith(
-        f'bash tools/dist_train.sh {VITDET} 8 ')
+    [train] = [c for c in _commands(out) if 'dist_train.sh' in c]
+    assert train.startswith(f'bash tools/dist_train.sh {VITDET} 8 ')
+    assert ' --auto-scale-lr ' in train
 
 
 # ---------------------------------------------------------------- the demo preset, run
