@@ -229,12 +229,22 @@ def detect_arch(checkpoint: str) -> str:
     Reads any 4-d tensor whose name contains ``patch_embed`` (official, mmengine,
     mmpretrain and timm layouts alike) at any nesting level of the checkpoint.
     """
+    import pickle
+
     import torch
+
+    def load():  # torch's safe loader; official checkpoints keep their argparse options
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(checkpoint, map_location='cpu', weights_only=True)
     try:
-        ckpt = torch.load(checkpoint, map_location='cpu', weights_only=True)
-    except Exception:  # an mmengine checkpoint: its message hub needs sdae_mm's allow-list
+        ckpt = load()
+    except pickle.UnpicklingError:  # mmengine's message hub: sdae_mm's allow-list
         import sdae_mm  # noqa: F401
-        ckpt = torch.load(checkpoint, map_location='cpu', weights_only=True)
+        try:
+            ckpt = load()
+        except pickle.UnpicklingError as err:
+            raise ValueError(f'{checkpoint}: cannot read it safely to find the encoder size '
+                             f'({err}); pass --arch') from None
     stack = [ckpt]
     while stack:
         node = stack.pop()

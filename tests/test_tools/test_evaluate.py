@@ -43,6 +43,17 @@ def test_config_names_declare_gpus():
         evaluate.declared_gpus('configs/sdae_vit-b_300e.py')
 
 
+def test_arch_from_an_official_layout(tmp_path):
+    import argparse
+    path = tmp_path / 'mae_pretrain_vit_large.pth'
+    torch.save({'model': {'patch_embed.proj.weight': torch.zeros(1024, 3, 16, 16)},
+                'args': argparse.Namespace(model='mae_vit_large_patch16')}, path)
+    assert evaluate.detect_arch(str(path)) == 'l'
+    torch.save({'model': {'pos_embed': torch.zeros(1, 197, 768)}}, path)
+    with pytest.raises(ValueError, match='no patch embedding'):
+        evaluate.detect_arch(str(path))
+
+
 def test_cfg_options_per_protocol():
     opts = evaluate.split_options(['a=1', 'linear:b=2', 'ade20k:c=3'], ['knn', 'linear'],
                                   ['ade20k'])
