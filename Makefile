@@ -8,6 +8,8 @@ setup:
 data: setup
 	$(PY) tools/prepare_demo_data.py --out data/demo
 
+# SdAE and MAE pretraining, then tools/evaluate.py --preset demo for both and for a random
+# initialisation; the table is written to work_dirs/demo/results.md
 demo: setup
 	$(PY) tools/run_demo.py
 

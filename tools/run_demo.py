@@ -1,75 +1,177 @@
 """The end-to-end demo on the embedded data (the README's ``make demo``).
 
-Stages, each logged as it runs:
+SdAE, the MAE baseline and a random initialisation, compared under one budget on every
+transfer protocol of ``tools/evaluate.py``'s demo preset. Each stage is a command of the
+project's tools, printed before it runs:
 
-1. build the demo data (``tools/prepare_demo_data.py``);
-2. pretrain SdAE on the digits (``configs/demo/sdae_*``);
-3. convert the checkpoint for mmpretrain, mmseg and mmdet (``tools/convert_checkpoint.py``);
-4. kNN on frozen features, SdAE beside a randomly initialised backbone;
-5. linear probe, SdAE beside a randomly initialised backbone;
-6. UperNet segmentation of the digit scenes (mIoU);
-7. Mask R-CNN on the digit scenes (bbox and segm AP);
-8. the results table (Markdown and JSON), the pretraining loss curve and a mask/fold picture.
+1. ``data``: ``tools/prepare_demo_data.py`` (kept if already complete);
+2. ``pretrain``: ``tools/train.py`` on the SdAE and MAE demo configs (same data, same
+   epochs, same optimizer);
+3. ``evaluate``: ``tools/evaluate.py --preset demo`` for the SdAE checkpoint, the MAE
+   checkpoint and ``random`` (kNN, linear probe, fine-tuning, UperNet and Mask R-CNN);
+4. ``report``: ``WORK_DIR/results.md`` and ``results.json`` (SdAE / MAE / random init side
+   by side), the pretraining loss curves and SdAE's masks and teacher folds.
 
-``--quick`` shrinks every stage to a few iterations (used by the tests); the full demo takes
-well under 20 minutes on 2 CPU cores.
+``--quick`` shrinks every stage to a few iterations (the tests use it).
 
 Example::
 
-    python tools/run_demo.py [--work-dir work_dirs/demo] [--quick] [--stages pretrain knn]
+    python tools/run_demo.py [--work-dir work_dirs/demo] [--data-root data] [--quick] \\
+        [--stages data pretrain evaluate report]
 """
 import argparse
+import glob
 import json
 import os
 import os.path as osp
+import shlex
+import subprocess
 import sys
 import time
+from typing import Dict, List, Tuple
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, osp.join(ROOT, 'tools'))
 
-STAGES = ('data', 'pretrain', 'convert', 'knn', 'linear', 'seg', 'det', 'report')
+STAGES = ('data', 'pretrain', 'evaluate', 'report')
+#: name -> pretraining config; the demo's columns, then the random-init baseline.
+PRETRAIN = {
+    'sdae': 'configs/demo/sdae_vit-demo-p8_1xb64-40e_digits.py',
+    'mae': 'configs/demo/mae_vit-demo-p8_1xb64-40e_digits.py',
+}
+COLUMNS = (('sdae', 'SdAE'), ('mae', 'MAE'), ('random', 'random init'))
 
-PRETRAIN_CFG = 'configs/demo/sdae_vit-demo-p8_1xb64-60e_digits.py'
-LINEAR_CFG = 'configs/demo/linear_vit-demo-p8_1xb64-10e_digits.py'
-SEG_CFG = 'configs/demo/upernet_vit-demo_1xb8-300iters_digit-scenes-128x128.py'
-DET_CFG = 'configs/demo/mask-rcnn_vit-demo_fpn_1xb4-300iters_digit-scenes-128x128.py'
+#: --quick: a few iterations of every stage
+QUICK_PRETRAIN = ['train_dataloader.dataset.indices=32', 'train_dataloader.batch_size=16',
+                  'train_cfg.max_epochs=2', 'param_scheduler.0.end=1',
+                  'param_scheduler.1.begin=1', 'param_scheduler.1.T_max=1',
+                  'param_scheduler.1.end=2', 'default_hooks.logger.interval=1',
+                  'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False']
+_LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+QUICK_EVAL = [f'{loader}.{key}' for loader in _LOADERS
+              for key in ('num_workers=0', 'persistent_workers=False')]
+QUICK_EVAL += [f'{p}:{o}' for p in ('linear', 'finetune') for o in (
+    'train_dataloader.dataset.indices=64', 'val_dataloader.dataset.indices=32',
+    'test_dataloader.dataset.indices=32', 'train_cfg.max_epochs=1')]
+QUICK_EVAL += [f'{p}:{o}' for p in ('ade20k', 'coco-maskrcnn', 'coco-vitdet') for o in (
+    'train_cfg.max_iters=2', 'train_dataloader.dataset.indices=8',
+    'val_dataloader.dataset.indices=4', 'test_dataloader.dataset.indices=4')]
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='sdae-mm end-to-end demo')
     parser.add_argument('--work-dir', default='work_dirs/demo')
-    parser.add_argument('--data-root', default='data/demo')
+    parser.add_argument('--data-root', default='data',
+                        help='the demo data is built into DATA_ROOT/demo')
     parser.add_argument('--quick', action='store_true',
                         help='a few iterations per stage (for tests)')
+    parser.add_argument('--protocols', nargs='+',
+                        help="tools/evaluate.py's protocols (default: its demo preset's)")
     parser.add_argument('--stages', nargs='+', choices=STAGES, default=list(STAGES),
                         help='run only these stages (later ones read earlier outputs)')
     return parser.parse_args(argv)
 
 
+def run(words: List[str]) -> int:
+    """Print and run one command from the repository root; returns its exit status."""
+    print('$ ' + ' '.join(shlex.quote(str(w)) for w in words), flush=True)
+    return subprocess.run([str(w) for w in words], cwd=ROOT).returncode
+
+
+# ------------------------------------------------------------------------------- report
+def read_scalars(work_dir: str) -> List[dict]:
+    """The records of the newest ``vis_data/scalars.json`` under an mmengine work dir."""
+    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
+    if not files:
+        raise FileNotFoundError(f'no vis_data/scalars.json under {work_dir}')
+    with open(files[-1]) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def loss_curve(work_dir: str, key: str = 'loss') -> Tuple[List[int], List[float]]:
+    """``(steps, values)`` of a training scalar."""
+    records = [r for r in read_scalars(work_dir) if key in r and 'step' in r]
+    return [int(r['step']) for r in records], [float(r[key]) for r in records]
+
+
+def plot_loss_curves(runs: Dict[str, str], out_png: str) -> str:
+    """One panel per pretraining run (``{title: work_dir}``): its training loss."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(runs), figsize=(5 * len(runs), 3.5), dpi=100,
+                             squeeze=False)
+    for ax, (title, work_dir) in zip(axes[0], runs.items()):
+        steps, values = loss_curve(work_dir)
+        ax.plot(steps, values, lw=1.2)
+        ax.set_xlabel('iteration')
+        ax.set_ylabel('loss')
+        ax.set_title(title)
+        ax.grid(alpha=.3)
+    fig.tight_layout()
+    fig.savefig(out_png)
+    plt.close(fig)
+    return out_png
+
+
+def comparison_rows(evaluations: Dict[str, dict]) -> List[list]:
+    """``[evaluation, metric, value per column]`` rows from ``tools/evaluate.py``'s
+    ``results.json`` of each column (``-`` where a column has no value)."""
+    from evaluate import PRESETS, format_value
+    labels = PRESETS['demo']['protocols']
+    keys, values = [], {}
+    for name, results in evaluations.items():
+        for row in results.get('rows', []):
+            key = (row['protocol'], row['metric'])
+            if key not in values:
+                keys.append(key)
+                values[key] = {}
+            values[key][name] = format_value(row['metric'], row['value'])
+    order = list(labels)
+    keys.sort(key=lambda k: order.index(k[0]))
+    return [[labels[p]['label'], metric] + [values[(p, metric)].get(c, '-') for c, _ in COLUMNS]
+            for p, metric in keys]
+
+
+def comparison_markdown(results: dict) -> str:
+    lines = ['| evaluation | metric | ' + ' | '.join(t for _, t in COLUMNS) + ' |',
+             '|---|---|' + '---|' * len(COLUMNS)]
+    lines += ['| ' + ' | '.join(row) + ' |' for row in comparison_rows(results['evaluations'])]
+    failed = [f'{name}: {item["protocol"]}' for name, res in results['evaluations'].items()
+              for item in res.get('failed', [])]
+    if failed:
+        lines += ['', 'Failed: ' + ', '.join(failed)]
+    secs = results.get('seconds', {})
+    if secs:
+        lines += ['', 'Seconds per stage: ' + ', '.join(
+            f'{k} {v:.0f}' for k, v in secs.items() if k != 'total')
+            + (f'; total {secs["total"]:.0f}' if 'total' in secs else '')]
+    return '\n'.join(lines) + '\n'
+
+
+# ------------------------------------------------------------------------------- stages
 class Demo:
     """Runs the stages and collects their results.
 
     Args:
-        work_dir (str): Output folder.
-        data_root (str): Demo data folder.
-        quick (bool): Tiny settings for tests.
+        args (Namespace): The command line (see :func:`parse_args`).
     """
 
-    def __init__(self, work_dir: str, data_root: str, quick: bool = False) -> None:
-        self.work_dir = osp.abspath(work_dir)
-        self.data_root = osp.abspath(data_root)
-        self.quick = quick
+    def __init__(self, args) -> None:
+        self.args = args
+        self.work_dir = osp.abspath(args.work_dir)
+        self.data_root = osp.abspath(args.data_root)
+        self.python = sys.executable
         os.makedirs(self.work_dir, exist_ok=True)
         self.results_path = osp.join(self.work_dir, 'results.json')
         self.results = {}
         if osp.exists(self.results_path):
             with open(self.results_path) as f:
                 self.results = json.load(f)
-        self.timings = self.results.setdefault('seconds', {})
+        # timings of the stages not run now are kept (e.g. --stages report)
+        self.results['seconds'] = {k: v for k, v in self.results.get('seconds', {}).items()
+                                   if k.split()[0] in STAGES and k.split()[0] not in args.stages}
+        self.failed = []
 
-    # ------------------------------------------------------------------ helpers
     def path(self, *parts: str) -> str:
         return osp.join(self.work_dir, *parts)
 
@@ -78,145 +180,91 @@ class Demo:
             json.dump(self.results, f, indent=2)
 
     def run(self, stages) -> None:
-        for name in STAGES:
+        for index, name in enumerate(STAGES, 1):
             if name not in stages:
                 continue
-            print(f'\n===== [demo] stage {STAGES.index(name) + 1}/{len(STAGES)}: {name} =====',
-                  flush=True)
-            t0 = time.time()
+            print(f'\n===== [demo] stage {index}/{len(STAGES)}: {name} =====', flush=True)
+            start = time.time()
             getattr(self, f'stage_{name}')()
-            self.timings[name] = round(time.time() - t0, 1)
-            print(f'===== [demo] {name} done in {self.timings[name]:.0f} s =====', flush=True)
+            self.results['seconds'][name] = round(time.time() - start, 1)
+            print(f'===== [demo] {name} done in {self.results["seconds"][name]:.0f} s =====',
+                  flush=True)
             self.save()
 
-    def _train(self, config: str, work_dir: str, options: list):
-        import train as train_tool
-        argv = [osp.join(ROOT, config), '--work-dir', work_dir, '--cfg-options'] + options
-        return train_tool.main(argv)
-
-    @staticmethod
-    def _val_metrics(runner, keys):
-        hub = runner.message_hub
-        out = {}
-        for key in keys:
-            scalar = hub.get_scalar(f'val/{key}') if f'val/{key}' in hub.log_scalars else None
-            if scalar is None:
-                raise KeyError(f'validation metric {key} missing; logged: '
-                               f'{sorted(hub.log_scalars)}')
-            out[key] = float(scalar.current())
-        return out
-
-    # ------------------------------------------------------------------- stages
     def stage_data(self) -> None:
-        from sdae_mm.datasets.demo_data import build_demo_data
-        summary = build_demo_data(self.data_root)
-        self.results['data'] = {k: v for k, v in summary.items() if k in ('counts', 'version')}
+        if run([self.python, 'tools/prepare_demo_data.py', '--out',
+                osp.join(self.data_root, 'demo')]) != 0:
+            raise RuntimeError('building the demo data failed (message above)')
 
     def stage_pretrain(self) -> None:
-        opts = [f'train_dataloader.dataset.data_root={self.data_root}/cls']
-        if self.quick:
-            opts += ['train_dataloader.dataset.indices=64', 'train_dataloader.batch_size=16',
-                     'train_cfg.max_epochs=2', 'param_scheduler.0.end=1',
-                     'param_scheduler.1.begin=1', 'param_scheduler.1.T_max=1',
-                     'param_scheduler.1.end=2', 'default_hooks.logger.interval=1',
-                     'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False']
-        runner = self._train(PRETRAIN_CFG, self.path('sdae'), opts)
-        ckpt = self.path('sdae', f'epoch_{runner.max_epochs}.pth')
-        if not osp.exists(ckpt):
-            raise FileNotFoundError(f'pretraining did not write {ckpt}')
-        self.results['pretrain'] = dict(checkpoint=ckpt, epochs=runner.max_epochs,
-                                        iters=runner.iter)
+        checkpoints = {}
+        for name, config in PRETRAIN.items():
+            start = time.time()
+            work_dir = self.path(name)
+            options = [f'train_dataloader.dataset.data_root={self.data_root}/demo/cls']
+            options += QUICK_PRETRAIN if self.args.quick else []
+            if run([self.python, 'tools/train.py', config, '--work-dir', work_dir,
+                    '--cfg-options', *options]) != 0:
+                raise RuntimeError(f'pretraining {config} failed (message above)')
+            with open(osp.join(work_dir, 'last_checkpoint')) as f:  # written by mmengine
+                checkpoints[name] = f.read().strip()
+            self.results['seconds'][f'pretrain {name}'] = round(time.time() - start, 1)
+        self.results['pretrain'] = checkpoints
 
-    def stage_convert(self) -> None:
-        import convert_checkpoint
-        src = self.results['pretrain']['checkpoint']
-        out = {}
-        for target in ('mmpretrain', 'mmseg', 'mmdet'):
-            dst = self.path('sdae', f'backbone_{target}.pth')
-            # --force: the demo regenerates its own conversions on a re-run
-            if convert_checkpoint.main([src, dst, '--to', target, '--force']) != 0:
-                raise RuntimeError(f'converting {src} for {target} failed (message above)')
-            out[target] = dst
-        self.results['convert'] = out
-
-    def stage_knn(self) -> None:
-        from knn_eval import knn_eval_checkpoint
-        ckpt = self.results['convert']['mmpretrain']
-        res = {}
-        for name, path in (('sdae', ckpt), ('random', None)):
-            res[name] = knn_eval_checkpoint(
-                path, arch_config=osp.join(ROOT, LINEAR_CFG),
-                data_root=f'{self.data_root}/cls', k=20, temperature=0.07, feature='avg',
-                max_train=256 if self.quick else None, max_val=64 if self.quick else None)
-        self.results['knn'] = res
-
-    def stage_linear(self) -> None:
-        ckpt = self.results['convert']['mmpretrain']
-        res = {}
-        for name, path in (('sdae', ckpt), ('random', None)):
-            opts = [f'train_dataloader.dataset.data_root={self.data_root}/cls',
-                    f'val_dataloader.dataset.data_root={self.data_root}/cls',
-                    f'test_dataloader.dataset.data_root={self.data_root}/cls',
-                    f'model.backbone.init_cfg.checkpoint={path}' if path else
-                    'model.backbone.init_cfg=None']
-            if self.quick:
-                opts += ['train_dataloader.dataset.indices=64', 'val_dataloader.dataset.indices=32',
-                         'train_cfg.max_epochs=1', 'train_dataloader.num_workers=0',
-                         'val_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
-                         'val_dataloader.persistent_workers=False']
-            runner = self._train(LINEAR_CFG, self.path('linear', name), opts)
-            res[name] = self._val_metrics(runner, ['accuracy/top1'])['accuracy/top1']
-        self.results['linear'] = res
-
-    def _downstream(self, config, name, target, ckpt_key, metric_keys, extra=()):
-        ckpt = self.results['convert'][target]
-        opts = [f'train_dataloader.dataset.data_root={self.data_root}/scenes',
-                f'val_dataloader.dataset.data_root={self.data_root}/scenes',
-                f'test_dataloader.dataset.data_root={self.data_root}/scenes',
-                f'{ckpt_key}={ckpt}', *extra]
-        if self.quick:
-            opts += ['train_cfg.max_iters=2', 'train_cfg.val_interval=2',
-                     'train_dataloader.dataset.indices=8', 'val_dataloader.dataset.indices=4',
-                     'train_dataloader.num_workers=0', 'val_dataloader.num_workers=0',
-                     'train_dataloader.persistent_workers=False',
-                     'val_dataloader.persistent_workers=False']
-        runner = self._train(config, self.path(name), opts)
-        return self._val_metrics(runner, metric_keys)
-
-    def stage_seg(self) -> None:
-        self.results['seg'] = self._downstream(SEG_CFG, 'upernet', 'mmseg',
-                                               'model.backbone.init_cfg.checkpoint', ['mIoU'])
-
-    def stage_det(self) -> None:
-        # the COCO metric reads the annotation file itself, not through the dataset
-        ann = f'{self.data_root}/scenes/annotations/instances_val.json'
-        self.results['det'] = self._downstream(
-            DET_CFG, 'mask-rcnn', 'mmdet', 'model.backbone.checkpoint',
-            ['coco/bbox_mAP', 'coco/segm_mAP'],
-            extra=[f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}'])
+    def stage_evaluate(self) -> None:
+        evaluations = {}
+        sources = dict(self.results['pretrain'], random='random')
+        for name, _ in COLUMNS:
+            start = time.time()
+            work_dir = self.path('eval', name)
+            words = [self.python, 'tools/evaluate.py', sources[name], '--preset', 'demo',
+                     '--work-dir', work_dir, '--data-root', self.data_root]
+            words += ['--protocols', *self.args.protocols] if self.args.protocols else []
+            words += ['--cfg-options', *QUICK_EVAL] if self.args.quick else []
+            status = run(words)
+            if status != 0:
+                self.failed.append(name)
+            results = osp.join(work_dir, 'results.json')
+            if osp.isfile(results):
+                with open(results) as f:
+                    evaluations[name] = json.load(f)
+            else:  # refused before running anything (message above)
+                evaluations[name] = dict(rows=[], failed=[dict(
+                    protocol='all', error=f'tools/evaluate.py exited with {status}')])
+            self.results['seconds'][f'evaluate {name}'] = round(time.time() - start, 1)
+        self.results['evaluations'] = evaluations
 
     def stage_report(self) -> None:
-        from sdae_mm.utils.demo_report import plot_loss_curve, write_report
-        import visualize_masks
-        plot_loss_curve(self.path('sdae'), self.path('loss_curve.png'))
-        visualize_masks.main([osp.join(ROOT, PRETRAIN_CFG), '--out-dir', self.path('masks'),
-                              '--num-images', '4', '--cfg-options',
-                              f'train_dataloader.dataset.data_root={self.data_root}/cls'])
-        md = write_report(self.results, self.path('results.md'))
-        print('\n' + md, flush=True)
+        titles = dict(COLUMNS)
+        plot_loss_curves({f'{titles[name]} pretraining loss': self.path(name)
+                          for name in PRETRAIN}, self.path('loss_curve.png'))
+        if run([self.python, 'tools/visualize_masks.py', PRETRAIN['sdae'], '--out-dir',
+                self.path('masks'), '--num-images', '4', '--cfg-options',
+                f'train_dataloader.dataset.data_root={self.data_root}/demo/cls']) != 0:
+            raise RuntimeError('drawing the masks failed (message above)')
 
 
-def main(argv=None):
+def main(argv=None) -> dict:
     args = parse_args(argv)
-    os.chdir(ROOT)
-    demo = Demo(args.work_dir, args.data_root, args.quick)
-    t0 = time.time()
+    sys.path.insert(0, osp.join(ROOT, 'tools'))
+    demo = Demo(args)
+    start = time.time()
     demo.run(args.stages)
-    demo.results['seconds']['total'] = round(time.time() - t0, 1)
+    demo.results['seconds']['total'] = round(time.time() - start, 1)
     demo.save()
-    print(f'[demo] finished in {time.time() - t0:.0f} s; results in {demo.work_dir}', flush=True)
+    if 'evaluations' in demo.results:
+        text = comparison_markdown(demo.results)
+        with open(demo.path('results.md'), 'w') as f:
+            f.write(text)
+        print('\n' + text, flush=True)
+    print(f'[demo] finished in {time.time() - start:.0f} s; results in {demo.work_dir}',
+          flush=True)
+    if demo.failed:
+        print(f'[demo] evaluations with failed protocols: {", ".join(demo.failed)}',
+              file=sys.stderr)
     return demo.results
 
 
 if __name__ == '__main__':
-    main()
+    results = main()
+    sys.exit(1 if any(r.get('failed') for r in results.get('evaluations', {}).values()) else 0)
