@@ -18,10 +18,10 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import sdae_mm  # noqa: E402,F401  (registers modules, applies compat)
 from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.registry import RUNNERS  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
 
 from sdae_mm.datasets.demo_data import ensure_demo_data  # noqa: E402
+from sdae_mm.engine.recipe import check_launch  # noqa: E402
+from sdae_mm.engine.runner import build_runner  # noqa: E402
 from sdae_mm.utils.dist import prepare_cpu_distributed  # noqa: E402
 from sdae_mm.utils.workers import shutdown_dataloader_workers  # noqa: E402
 
@@ -39,6 +39,9 @@ def parse_args(argv=None):
                         help='skip validation during training')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr by the actual batch size')
+    parser.add_argument('--strict-recipe', action='store_true',
+                        help='refuse to start when the effective total batch (GPUs x batch x '
+                        'accumulation) differs from the one the config declares')
     parser.add_argument('--no-pin-memory', action='store_true')
     parser.add_argument('--no-persistent-workers', action='store_true')
     parser.add_argument(
@@ -104,7 +107,8 @@ def main(argv=None):
     cfg = merge_args(cfg, args)
     ensure_demo_data(cfg)  # configs/demo/* on a fresh clone
     prepare_cpu_distributed(cfg)
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    runner = build_runner(cfg)  # RecipeRunner: auto_scale_lr counts gradient accumulation
+    check_launch(runner, strict=args.strict_recipe)  # what a non-declared batch changes
     runner.train()
     shutdown_dataloader_workers(runner)  # now, not whenever the runner is collected
     return runner
