@@ -176,6 +176,16 @@ class RecipeRunner(Runner):
 
         return built(self.param_schedulers)
 
+    def build_visualizer(self, visualizer=None):
+        """mmengine's, except for a runner built only to be read (:func:`model_device`): a
+        plain visualizer of its own name without storage backends (configs that name
+        theirs, e.g. mmdet's ``name='visualizer'``, would otherwise share one instance,
+        and its save directory, with every later runner of the process)."""
+        if _MODEL_DEVICE.get() is None:
+            return super().build_visualizer(visualizer)
+        from mmengine.visualization import Visualizer
+        return Visualizer.get_instance(name=self._experiment_name)
+
     def dump_config(self) -> None:
         """mmengine's, except for a runner built only to be read (:func:`model_device`)."""
         if _MODEL_DEVICE.get() is None:
