@@ -32,6 +32,9 @@ def parse_args(argv=None):
                         help='skip validation during training')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr by the actual batch size')
+    parser.add_argument('--strict-recipe', action='store_true',
+                        help='refuse to start when the effective total batch (GPUs x batch x '
+                        'accumulation) differs from the one the config declares')
     parser.add_argument('--no-pin-memory', action='store_true')
     parser.add_argument('--no-persistent-workers', action='store_true')
     parser.add_argument(
@@ -95,11 +98,11 @@ def main(argv=None):
     args = parse_args(argv)
     import sdae_mm  # noqa: F401  (registers modules, applies compat)
     from mmengine.config import Config
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
 
     from sdae_mm.checkpoint import check_resume_checkpoint
     from sdae_mm.datasets.demo_data import ensure_demo_data
+    from sdae_mm.engine.recipe import check_launch
+    from sdae_mm.engine.runner import build_runner
     from sdae_mm.utils.dist import prepare_cpu_distributed
     from sdae_mm.utils.workers import shutdown_dataloader_workers
     cfg = Config.fromfile(args.config)
@@ -107,7 +110,8 @@ def main(argv=None):
     check_resume_checkpoint(cfg)  # an unreadable one: name it and the previous good one
     ensure_demo_data(cfg)  # configs/demo/* on a fresh clone
     prepare_cpu_distributed(cfg)
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    runner = build_runner(cfg)  # RecipeRunner: auto_scale_lr counts gradient accumulation
+    check_launch(runner, strict=args.strict_recipe)  # what a non-declared batch changes
     runner.train()
     shutdown_dataloader_workers(runner)  # now, not whenever the runner is collected
     return runner

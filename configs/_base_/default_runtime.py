@@ -1,6 +1,10 @@
 # Runtime shared by the pretraining configs (mmpretrain scope; sdae_mm registers into it).
 default_scope = 'mmpretrain'
 custom_imports = dict(imports=['sdae_mm'], allow_failed_imports=False)
+# mmengine's Runner whose auto_scale_lr counts gradient accumulation, as the official
+# eff_batch_size = batch_size * accum_iter * world_size does (sdae_mm/engine/runner.py);
+# tools/train.py uses it for every config that names no other runner.
+runner_type = 'RecipeRunner'
 
 default_hooks = dict(
     runtime_info=dict(type='RuntimeInfoHook'),

@@ -6,7 +6,8 @@ _base_ = ['./dbot_vit-base-p16_32xb128-amp-coslr-1600e_in1k.py']
 
 model = dict(
     backbone=dict(arch='h', patch_size=14, drop_path_rate=0.3),
-    neck=dict(num_patches=256, in_channels=1280, out_channels=1280),
+    # --sdpr 0.3: encoder and decoder
+    neck=dict(num_patches=256, in_channels=1280, out_channels=1280, drop_path_rate=0.3),
     teacher=dict(arch='h', patch_size=14),
     teacher_depths=(0, 32))
 

@@ -8,7 +8,8 @@ _base_ = ['./dbot_vit-base-p16_32xb128-amp-coslr-1600e_in1k.py']
 
 model = dict(
     backbone=dict(arch='l', drop_path_rate=0.2),
-    neck=dict(in_channels=1024, out_channels=1024),
+    # --sdpr 0.2: encoder and decoder
+    neck=dict(in_channels=1024, out_channels=1024, drop_path_rate=0.2),
     teacher=dict(arch='l'),
     teacher_depths=(0, 24))
 

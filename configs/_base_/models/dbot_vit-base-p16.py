@@ -1,7 +1,9 @@
 # dBOT with ViT-B/16 (official mae_vit_base_patch16 student and teacher): student drop path
-# 0.2, decoder 512-d x 8 blocks predicting the 768-d teacher features of every position
-# (cls included), a teacher on the whole image without its final norm (--tlayernorm 0),
-# per-token normalised targets (--norm_feature_loss), Smooth L1 with beta 2.
+# 0.2 (--sdpr) in the encoder *and* the decoder (official models_mae.py builds both block
+# lists with linspace(0, drop_path_rate, depth)), decoder 512-d x 8 blocks predicting the
+# 768-d teacher features of every position (cls included), a teacher on the whole image
+# without its final norm (--tlayernorm 0), per-token normalised targets
+# (--norm_feature_loss), Smooth L1 with beta 2.
 model = dict(
     type='DBOT',
     backbone=dict(
@@ -9,7 +11,7 @@ model = dict(
         drop_path_rate=0.2, init_mode='mae', fixed_pos_embed=True),
     neck=dict(
         type='MIMDecoder', num_patches=196, in_channels=768, out_channels=768,
-        embed_dims=512, num_layers=8, num_heads=16, mlp_ratio=4.),
+        embed_dims=512, num_layers=8, num_heads=16, mlp_ratio=4., drop_path_rate=0.2),
     head=dict(
         type='MaskedFeatureDistillHead', norm_target=True, norm_eps=1e-6, unbiased_var=True,
         loss=dict(type='MaskedSmoothL1Loss', beta=2.0)),

@@ -23,9 +23,14 @@ class TeacherEMAHook(Hook):
       ``schedule_unit='epoch'``: after each epoch ``e``, momentum ``m[e]`` of a schedule
       with one value per epoch. Official ``per_ite``: ``update_interval='iter'``,
       ``schedule_unit='epoch'`` (every iteration, with its epoch's value).
-    - RC-MAE: ``update_interval='iter'``, ``schedule_unit='iter'`` (the paper: one value
-      per training step), or ``'epoch_step'`` (the official code: indexed by the step
-      within the epoch over all steps, see docs/fidelity.md).
+    - RC-MAE: ``update_interval='iter'``, ``schedule_unit='epoch_step'`` (the official
+      run, the recipes' default: a schedule of one value per step of the run, indexed by
+      the step *within the epoch*, so the momentum restarts every epoch), or
+      ``schedule_unit='iter'`` (the paper's description: the same schedule indexed by the
+      global step). See docs/fidelity.md.
+
+    ``momentum_at`` is the single definition of the schedule; ``print_recipe.py`` reports
+    the momentum through it.
 
     The schedule is a function of the runner's epoch and iteration, which a resumed run
     restores; the hook also saves its settings and update count in the checkpoint and

@@ -97,13 +97,15 @@ class DBOT(TeacherStudentSelfSupervisor):
     def start_next_stage(self) -> None:
         """Stage boundary: the teacher takes the student's weights (all of them, whatever
         depth the next stage uses), the student encoder and decoder are re-initialised as
-        at the start of training, and the stage counter advances.
+        the official ``model.module.initialize_weights()`` does (the encoder's patch
+        projection keeps its trained bias, see :meth:`MIMVisionTransformer.reinitialize`),
+        and the stage counter advances.
 
         Under distributed training the re-initialised student is broadcast from rank 0 so
         that every rank continues with the same weights.
         """
         self.copy_student_to_teacher()
-        self.backbone.init_weights()
+        self.backbone.reinitialize()
         self.neck.init_weights()
         if get_world_size() > 1:
             for module in (self.backbone, self.neck):

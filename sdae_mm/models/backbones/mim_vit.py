@@ -86,14 +86,36 @@ class MIMVisionTransformer(VisionTransformer):
         if self.init_cfg is not None and self.init_cfg.get('type') == 'Pretrained':
             super().init_weights()
             return
-        self.patch_embed.projection.reset_parameters()
+        self._initialize(reset_patch_bias=True)
+
+    def reinitialize(self) -> None:
+        """Re-initialise a trained encoder as MAE's ``initialize_weights()`` does (dBOT's
+        stage switch, ``model.module.initialize_weights()``): every Linear and LayerNorm,
+        the patch projection's weight, the cls token and the position embedding, but not
+        the patch projection's *bias*, which ``initialize_weights`` never touches (it is a
+        Conv2d bias, outside ``_init_weights``' Linear/LayerNorm cases) and so keeps its
+        trained value."""
+        self._initialize(reset_patch_bias=False)
+
+    def _initialize(self, reset_patch_bias: bool) -> None:
+        proj = self.patch_embed.projection
+        if reset_patch_bias:
+            # PyTorch's Conv2d initialisation (weight and bias) of a freshly built model
+            proj.reset_parameters()
+        elif self.init_mode == 'timm':
+            # timm keeps PyTorch's Conv2d weight initialisation: redraw the weight only
+            bias = None if proj.bias is None else proj.bias.detach().clone()
+            proj.reset_parameters()
+            if bias is not None:
+                with torch.no_grad():
+                    proj.bias.copy_(bias)
         if self.init_mode == 'mae':
             if self.patch_resolution[0] != self.patch_resolution[1]:
                 raise ValueError('sine-cosine position embedding needs a square grid, got '
                                  f'{self.patch_resolution}')
             self.pos_embed.data.copy_(
                 sincos_pos_embed(self.patch_resolution[0], self.embed_dims))
-            w = self.patch_embed.projection.weight.data
+            w = proj.weight.data
             nn.init.xavier_uniform_(w.view(w.shape[0], -1))
             nn.init.normal_(self.cls_token, std=.02)
             linear_init = nn.init.xavier_uniform_

@@ -31,6 +31,10 @@ class MIMDecoder(BaseModule):
         num_layers (int): Decoder depth. Defaults to 8.
         num_heads (int): Decoder heads. Defaults to 16.
         mlp_ratio (float): FFN hidden ratio. Defaults to 4.
+        drop_path_rate (float): Stochastic depth of the decoder blocks, rising linearly
+            from 0 at the first block to ``drop_path_rate`` at the last (official dBOT:
+            ``torch.linspace(0, sdpr, decoder_depth)``, the student's rate; MAE, SdAE and
+            RC-MAE decoders have none). Defaults to 0.
         norm_cfg (dict): Norm config. Defaults to LN with eps 1e-6.
         init_cfg (dict, optional): Initialisation config. Defaults to None (MAE's init).
     """
@@ -43,6 +47,7 @@ class MIMDecoder(BaseModule):
                  num_layers: int = 8,
                  num_heads: int = 16,
                  mlp_ratio: float = 4.,
+                 drop_path_rate: float = 0.,
                  norm_cfg: dict = dict(type='LN', eps=1e-6),
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -54,10 +59,13 @@ class MIMDecoder(BaseModule):
         self.mask_token = nn.Parameter(torch.zeros(1, 1, embed_dims))
         self.decoder_pos_embed = nn.Parameter(
             torch.zeros(1, num_patches + 1, embed_dims), requires_grad=False)
+        # float32 linspace on the CPU, as the official code (and so also on 'meta')
+        dpr = [x.item() for x in torch.linspace(0, drop_path_rate, num_layers, device='cpu')]
+        self.drop_path_rate = drop_path_rate
         self.decoder_blocks = nn.ModuleList([
             TransformerEncoderLayer(
                 embed_dims, num_heads, int(mlp_ratio * embed_dims), qkv_bias=True,
-                norm_cfg=norm_cfg) for _ in range(num_layers)
+                drop_path_rate=dpr[i], norm_cfg=norm_cfg) for i in range(num_layers)
         ])
         self.decoder_norm = build_norm_layer(norm_cfg, embed_dims)[1]
         self.decoder_pred = nn.Linear(embed_dims, out_channels)

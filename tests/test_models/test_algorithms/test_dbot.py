@@ -12,6 +12,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 from mmpretrain.registry import MODELS
 
+from sdae_mm.models.utils import sincos_pos_embed
 from tests.helpers.hooks import RecordLossHook
 from tests.helpers.models import mask_samples
 
@@ -187,15 +188,26 @@ def test_stage_switch_teacher_is_previous_student_and_student_reinitialised():
     # the teacher holds exactly the pre-switch student
     for k, v in model.teacher.state_dict().items():
         assert torch.equal(v, student[k]), k
-    # the student is re-initialised exactly as init_weights does, from the same RNG state
+    # the student is re-initialised as the official initialize_weights() does, from the
+    # same RNG state: everything but the patch-embedding conv bias, which keeps its
+    # trained value (initialize_weights only touches Linear, LayerNorm, the conv weight,
+    # cls/mask tokens and the fixed position tables)
     torch.manual_seed(7)
-    before.backbone.init_weights()
+    before.backbone.reinitialize()
     before.neck.init_weights()
     for name in ('backbone', 'neck'):
         for k, v in getattr(model, name).state_dict().items():
             assert torch.equal(v, getattr(before, name).state_dict()[k]), f'{name}.{k}'
-    assert not torch.equal(model.backbone.layers[0].attn.qkv.weight,
-                           student['layers.0.attn.qkv.weight'])
+    assert torch.equal(model.backbone.patch_embed.projection.bias,
+                       student['patch_embed.projection.bias'])
+    for key in ('layers.0.attn.qkv.weight', 'layers.0.attn.qkv.bias', 'cls_token',
+                'patch_embed.projection.weight', 'ln1.weight'):
+        assert not torch.equal(model.backbone.state_dict()[key], student[key]), key
+    # the rest is MAE's initialisation: zero biases, unit norms, the sine-cosine table
+    assert model.backbone.layers[0].attn.qkv.bias.abs().max() == 0
+    assert torch.equal(model.backbone.ln1.weight, torch.ones_like(model.backbone.ln1.weight))
+    torch.testing.assert_close(model.backbone.pos_embed, sincos_pos_embed(4, 32), rtol=0,
+                               atol=0)
     assert not model.teacher.training and not any(p.requires_grad
                                                   for p in model.teacher.parameters())
 

@@ -340,8 +340,9 @@ def test_recipes_and_vit_b_step_on_cpu(repo_root):
     assert cfg.param_scheduler[0].end == 40 and cfg.param_scheduler[1].T_max == 1560
     assert cfg.model.head.norm_pix and cfg.model.head.consistency_weight == 1.0
     ema = cfg.custom_hooks[0]
+    # the official run's momentum: indexed by the step within the epoch
     assert (ema.momentum, ema.end_momentum, ema.update_interval, ema.schedule_unit) == (
-        0.996, 1.0, 'iter', 'iter')
+        0.996, 1.0, 'iter', 'epoch_step')
     assert cfg.auto_scale_lr.base_batch_size == 4096
     short = Config.fromfile(osp.join(repo_root, RECIPE.replace('1600e', '800e')))
     assert short.train_cfg.max_epochs == 800 and short.param_scheduler[1].T_max == 760

@@ -75,3 +75,28 @@ def test_bad_arguments():
         dec(latent, ids_restore[:, :9])
     with pytest.raises(ValueError, match='square number, got 15'):
         MIMDecoder(num_patches=15, in_channels=8, out_channels=8)
+
+
+@pytest.mark.parametrize('rate,depth', [(0.2, 8), (0.3, 8), (0.1, 2), (0., 8)])
+def test_drop_path_is_linear_over_the_decoder_blocks_as_official_dbot(rate, depth):
+    """dBOT's models_mae.py: decoder Blocks with drop_path=[x.item() for x in
+    torch.linspace(0, drop_path_rate, decoder_depth)][i]."""
+    dec = MIMDecoder(num_patches=L, in_channels=C_IN, out_channels=C_OUT, embed_dims=32,
+                     num_layers=depth, num_heads=4, drop_path_rate=rate)
+    official = [x.item() for x in torch.linspace(0, rate, depth)]
+    for block, p in zip(dec.decoder_blocks, official):
+        probs = {m.drop_prob for m in block.modules() if type(m).__name__ == 'DropPath'}
+        assert probs == {p} or (p == 0 and probs <= {0.})
+    # drop path is active in training only, and keeps query_ids == gathered full prediction
+    dec.init_weights()
+    latent, ids_shuffle = _inputs()
+    ids_restore = ids_shuffle.argsort(1)
+    dec.eval()
+    torch.testing.assert_close(dec(latent, ids_restore), dec(latent, ids_restore))
+    if rate:
+        dec.train()
+        torch.manual_seed(0)
+        a = dec(latent, ids_restore)
+        torch.manual_seed(1)
+        b = dec(latent, ids_restore)
+        assert not torch.allclose(a, b)
