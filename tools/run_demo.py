@@ -108,7 +108,7 @@ class Demo:
 
     # ------------------------------------------------------------------- stages
     def stage_data(self) -> None:
-        from sdae_mm.datasets.demo_data import build_demo_data
+        from tools.dataset_converters.demo_data import build_demo_data
         summary = build_demo_data(self.data_root)
         self.results['data'] = {k: v for k, v in summary.items() if k in ('counts', 'version')}
 

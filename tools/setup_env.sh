@@ -42,6 +42,6 @@ key=$("$PY" -c 'import sys, torch; v = torch.__version__.split("+")[0]; print("t
 "${PIP[@]}" --no-deps "$CACHE"/wheels/mmcv-2.1.0-"$key"/mmcv-2.1.0-*.whl
 log "sdae_mm (editable)"
 "${PIP[@]}" --no-deps --no-build-isolation -e .
-"$PY" -m sdae_mm.utils.check_env
+"$PY" tools/analysis_tools/check_env.py
 echo "$STAMP" >"$VENV/.sdae-mm-stamp"
 log "done"

@@ -57,7 +57,8 @@ def _build(cfg):
 def test_benchmark_config_builds(path):
     cfg = Config.fromfile(path)
     exp = EXPECTED[osp.basename(path)]
-    assert cfg.default_scope == 'mmdet' and cfg.custom_imports.imports == ['sdae_mm']
+    assert cfg.default_scope == 'mmdet'
+    assert cfg.custom_imports.imports == ['sdae_mm', 'sdae_mm.downstream.det']
     assert cfg.train_dataloader.dataset.data_root == 'data/coco/'
     assert cfg.train_dataloader.batch_size == exp['batch']
     assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
@@ -144,7 +145,8 @@ def test_benchmark_pipelines_run_on_a_coco_sample(path, demo_data):
 def test_demo_config_builds(path):
     cfg = Config.fromfile(path)
     assert cfg.default_scope == 'mmdet'
-    assert cfg.custom_imports == dict(imports=['sdae_mm'], allow_failed_imports=False)
+    assert cfg.custom_imports == dict(imports=['sdae_mm', 'sdae_mm.downstream.det'],
+                                      allow_failed_imports=False)
     assert cfg.model.backbone.checkpoint == 'work_dirs/demo/sdae/backbone_mmdet.pth'
     assert cfg.train_dataloader.dataset.data_root == 'data/demo/scenes/'
     assert cfg.val_evaluator.metric == ['bbox', 'segm']

@@ -11,10 +11,11 @@ from mmengine.registry import DefaultScope
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from sdae_mm.datasets.demo_data import (DEMO_DATA_VERSION, DET_METAINFO, DIGIT_CLASSES,
-                                        SEG_CLASSES, SEG_METAINFO, SEG_PALETTE,
-                                        build_demo_data, demo_roots_of, ensure_demo_data,
-                                        is_complete, load_digit_images, stratified_split)
+from tools.dataset_converters.demo_data import (DEMO_DATA_VERSION, DET_METAINFO, DIGIT_CLASSES,
+                                                SEG_CLASSES, SEG_METAINFO, SEG_PALETTE,
+                                                build_demo_data, demo_roots_of,
+                                                ensure_demo_data, is_complete,
+                                                load_digit_images, stratified_split)
 
 SPLITS = ('train', 'val')
 NUM_SCENES = {'train': 300, 'val': 60}
