@@ -21,7 +21,10 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+from sdae_mm.engine.hooks import add_divergence_guard  # noqa: E402
+from sdae_mm.utils.cfg_options import merge_cfg_options  # noqa: E402
 from sdae_mm.utils.dist import prepare_cpu_distributed  # noqa: E402
+from sdae_mm.utils.run_lock import hold_work_dir  # noqa: E402
 from sdae_mm.utils.workers import shutdown_dataloader_workers  # noqa: E402
 from tools.dataset_converters.demo_data import ensure_demo_data  # noqa: E402
 
@@ -93,8 +96,8 @@ def merge_args(cfg, args):
     if args.no_persistent_workers:
         set_loader('persistent_workers', False)
 
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    merge_cfg_options(cfg, args.cfg_options)  # unknown top-level keys are an error
+    add_divergence_guard(cfg)
     return cfg
 
 
@@ -102,11 +105,12 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
-    ensure_demo_data(cfg)  # configs/demo/* on a fresh clone
-    prepare_cpu_distributed(cfg)
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
-    runner.train()
-    shutdown_dataloader_workers(runner)  # now, not whenever the runner is collected
+    with hold_work_dir(cfg.work_dir):  # one run per work_dir
+        ensure_demo_data(cfg)  # configs/demo/* on a fresh clone
+        prepare_cpu_distributed(cfg)
+        runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+        runner.train()
+        shutdown_dataloader_workers(runner)  # now, not whenever the runner is collected
     return runner
 
 

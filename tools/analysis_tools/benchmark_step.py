@@ -181,7 +181,8 @@ def load_benchmark_config(algo: str,
     cfg = Config.fromfile(config)
     adapt_model_cfg(cfg, arch, img_size)
     if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+        from sdae_mm.utils.cfg_options import merge_cfg_options
+        merge_cfg_options(cfg, cfg_options)
     return cfg
 
 

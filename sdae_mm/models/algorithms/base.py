@@ -212,16 +212,21 @@ class TeacherStudentSelfSupervisor(BaseSelfSupervisor):
     def parse_losses(self, losses: Dict[str, torch.Tensor]):
         """mmengine's loss parsing, plus a stop on a non-finite loss.
 
-        Raised before the optimizer step, so no parameter or checkpoint sees the bad value.
+        Raised before the optimizer step, so no parameter or checkpoint sees the bad value;
+        the message names the last checkpoint saved while the run was healthy
+        (:class:`DivergenceGuardHook` records it).
         """
         loss, log_vars = super().parse_losses(losses)
         if not torch.isfinite(loss).item():
             hub = MessageHub.get_current_instance()
             terms = ', '.join(f'{k}={float(v):.6g}' for k, v in log_vars.items())
+            safe = hub.get_info('last_safe_checkpoint')
             raise FloatingPointError(
                 f'non-finite loss at iteration {hub.get_info("iter", "?")} '
-                f'(epoch {hub.get_info("epoch", "?")}): {terms}; training stopped, the last '
-                'saved checkpoint is intact')
+                f'(epoch {hub.get_info("epoch", "?")}): {terms}; training stopped before the '
+                'optimizer step. ' + (f'The last checkpoint safe to resume from is {safe}.'
+                                      if safe else 'No checkpoint was recorded as safe '
+                                      '(DivergenceGuardHook, added by tools/train.py).'))
         return loss, log_vars
 
     def extract_feat(self, inputs: torch.Tensor, **kwargs):
