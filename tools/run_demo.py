@@ -161,7 +161,8 @@ class Demo:
             if self.quick:
                 opts += ['train_dataloader.dataset.indices=64', 'val_dataloader.dataset.indices=32',
                          'train_cfg.max_epochs=1', 'train_dataloader.num_workers=0',
-                         'val_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
+                         'val_dataloader.num_workers=0',
+                         'train_dataloader.persistent_workers=False',
                          'val_dataloader.persistent_workers=False']
             runner = self._train(LINEAR_CFG, self.path('linear', name), opts)
             res[name] = self._val_metrics(runner, ['accuracy/top1'])['accuracy/top1']

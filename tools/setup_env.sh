@@ -32,8 +32,8 @@ build_log="$CACHE/build_mmcv.log"
 log "mmcv wheel (cached or built in the background; log: $build_log)"
 bash tools/build_mmcv.sh "$PY" "$CACHE" >"$build_log" 2>&1 &
 build_pid=$!
-log "runtime and test requirements"
-"${PIP[@]}" -r requirements/runtime.txt -r requirements/tests.txt
+log "runtime, test and lint requirements"
+"${PIP[@]}" -r requirements/runtime.txt -r requirements/tests.txt -r requirements/lint.txt
 if ! wait "$build_pid"; then
   cat "$build_log"; echo "[setup] building mmcv failed (log above)" >&2; exit 1
 fi

@@ -13,11 +13,11 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import sdae_mm  # noqa: E402,F401
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+import sdae_mm  # noqa: E402,F401
 from sdae_mm.utils.cfg_options import merge_cfg_options  # noqa: E402
 from sdae_mm.utils.dist import prepare_cpu_distributed  # noqa: E402
 from sdae_mm.utils.workers import shutdown_dataloader_workers  # noqa: E402

@@ -14,12 +14,12 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import numpy as np  # noqa: E402
-import sdae_mm  # noqa: E402,F401
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 from mmengine.runner import set_random_seed  # noqa: E402
 from PIL import Image  # noqa: E402
 
+import sdae_mm  # noqa: E402,F401
 from sdae_mm.visualization import render_mask_views  # noqa: E402
 
 

@@ -1,2 +1,1 @@
-from . import hooks, optimizers  # noqa: F401
-from . import schedulers  # noqa: F401,E402
+from . import hooks, optimizers, schedulers  # noqa: F401

@@ -42,7 +42,7 @@ def merge_cfg_options(cfg, options: Optional[dict]):
                 'no similar key'
             lines.append(f'{key!r}: the config has no top-level key {top!r} ({hint})')
         raise ValueError('--cfg-options: ' + '; '.join(lines) + f'. To add a new key on '
-                       f'purpose, write it as {NEW_KEY_PREFIX}{unknown[0]}=...')
+                         f'purpose, write it as {NEW_KEY_PREFIX}{unknown[0]}=...')
     cfg.merge_from_dict(merged)
     return cfg
 

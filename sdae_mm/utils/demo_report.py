@@ -47,7 +47,8 @@ def results_rows(results: Dict) -> List[Tuple[str, str, str, str]]:
     rows = []
     knn, lin = results.get('knn', {}), results.get('linear', {})
     if knn:
-        rows.append(('kNN (k=20, T=0.07, mean patch feature), digits val', 'top-1 %', _fmt(knn['sdae'].get('top1')),
+        rows.append(('kNN (k=20, T=0.07, mean patch feature), digits val', 'top-1 %',
+                     _fmt(knn['sdae'].get('top1')),
                      _fmt(knn['random'].get('top1'))))
     if lin:
         rows.append(('linear probe, digits val', 'top-1 %', _fmt(lin.get('sdae')),

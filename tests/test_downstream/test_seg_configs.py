@@ -4,8 +4,8 @@ import os.path as osp
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.registry import DefaultScope
 from mmengine.optim import build_optim_wrapper
+from mmengine.registry import DefaultScope
 from mmseg.registry import MODELS
 
 import sdae_mm.downstream.seg  # noqa: F401  (SdMIMSegViT)
@@ -124,8 +124,8 @@ def test_layer_decay_groups_of_vit_b(vit_b_cfg, vit_b_model):
             layer = 13
         assert group['lr'] == pytest.approx(1e-4 * 0.65**(13 - layer)), name
         leaf = name.rsplit('.', 1)[-1]
-        no_decay = (param.ndim == 1 or leaf in ('cls_token', 'pos_embed',
-                                                 'relative_position_bias_table'))
+        no_decay = (
+            param.ndim == 1 or leaf in ('cls_token', 'pos_embed', 'relative_position_bias_table'))
         assert group['weight_decay'] == (0. if no_decay else 0.05), name
         seen += 1
     assert seen == len(group_of)

@@ -18,12 +18,12 @@ from PIL import Image
 
 import sdae_mm.downstream.seg  # noqa: F401  (DigitScenesDataset)
 from sdae_mm.utils.checkpoint import convert_state_dict
+from tests.helpers.models import DEMO_ARCH
 
 #: default scope of every test here (see tests/conftest.py)
 DEFAULT_SCOPE = 'mmseg'
 
 DEMO_CFG = 'configs/demo/upernet_vit-demo_1xb8-300iters_digit-scenes-128x128.py'
-DEMO_ARCH = dict(embed_dims=96, num_layers=6, num_heads=3, feedforward_channels=384)
 NUM_CLASSES = 11
 
 
@@ -160,8 +160,7 @@ def test_demo_train_and_test_through_tools(repo_root, demo_data, demo_backbone, 
     assert metrics['mIoU'] == pytest.approx(reference_miou(results, demo_data), abs=0.01)
 
 
-def test_demo_trains_with_mmseg_own_train_script(repo_root, demo_data, demo_backbone,
-                                                   tmp_path):
+def test_demo_trains_with_mmseg_own_train_script(repo_root, demo_data, demo_backbone, tmp_path):
     """mmseg's tools/train.py (what `mim train mmseg` runs) takes the config as is."""
     import mmseg
     script = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools', 'train.py')

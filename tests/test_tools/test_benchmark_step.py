@@ -1,6 +1,5 @@
 """Tests of tools/analysis_tools/benchmark_step.py (tiny configs, in-process)."""
 import json
-import os.path as osp
 
 import pytest
 import torch

@@ -1,11 +1,10 @@
-"""Tests of tools/analysis_tools/compare_official.py against a stand-in for the official SdAE source.
+"""tools/analysis_tools/compare_official.py against a stand-in for the official SdAE source.
 
 The official code is not part of the project, so a small directory with its interface
 (``models_mae``, ``models_teacher``, ``util/misc.py``) and its legacy habits (``np.float``
 while building, ``from torch._six import inf``, ``Block(..., qk_scale=None)``) stands in.
 """
 import json
-import os.path as osp
 import sys
 import textwrap
 

@@ -13,9 +13,8 @@ from pycocotools import mask as mask_utils
 
 from tools.dataset_converters.demo_data import (DEMO_DATA_VERSION, DET_METAINFO, DIGIT_CLASSES,
                                                 SEG_CLASSES, SEG_METAINFO, SEG_PALETTE,
-                                                build_demo_data, demo_roots_of,
-                                                ensure_demo_data, is_complete,
-                                                load_digit_images, stratified_split)
+                                                build_demo_data, demo_roots_of, ensure_demo_data,
+                                                is_complete, load_digit_images, stratified_split)
 
 SPLITS = ('train', 'val')
 NUM_SCENES = {'train': 300, 'val': 60}
@@ -355,8 +354,7 @@ def test_demo_roots_of_configs():
     assert demo_roots_of(wrapped) == [osp.join('x', 'demo2')]
 
 
-def test_ensure_demo_data_builds_once_and_other_ranks_wait(demo_root, tmp_path,
-                                                          monkeypatch):
+def test_ensure_demo_data_builds_once_and_other_ranks_wait(demo_root, tmp_path, monkeypatch):
     cfg = dict(train_dataloader=dict(dataset=dict(data_root=str(tmp_path / 'd' / 'cls'))),
                val_dataloader=dict(dataset=dict(data_root=str(tmp_path / 'd' / 'scenes'))))
     monkeypatch.setenv('LOCAL_RANK', '1')

@@ -17,8 +17,9 @@ def quick_demo(repo_root, demo_data, tmp_path_factory):
 
 def test_all_stages_ran_and_saved_results(quick_demo):
     work, results = quick_demo
-    assert set(results['seconds']) >= {'data', 'pretrain', 'convert', 'knn', 'linear', 'seg',
-                                        'det', 'report', 'total'}
+    assert set(results['seconds']) >= {
+        'data', 'pretrain', 'convert', 'knn', 'linear', 'seg', 'det', 'report', 'total'
+    }
     with open(work / 'results.json') as f:
         assert json.load(f)['pretrain']['epochs'] == 2
 

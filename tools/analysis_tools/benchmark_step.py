@@ -189,9 +189,10 @@ def load_benchmark_config(algo: str,
 # ------------------------------------------------------------------------------- model
 def build_model(cfg, device: torch.device) -> nn.Module:
     """Build and initialise ``cfg.model`` (mmpretrain scope) in training mode."""
-    import sdae_mm  # noqa: F401  (registers the algorithms)
     from mmengine.registry import init_default_scope
     from mmpretrain.registry import MODELS
+
+    import sdae_mm  # noqa: F401  (registers the algorithms)
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     model = MODELS.build(copy.deepcopy(cfg.model))
     model.init_weights()
@@ -245,8 +246,8 @@ def compile_blocks(model: nn.Module, **kwargs) -> int:
     blocks other shapes). Shapes are static (``dynamic=False``): the student, teacher
     and decoder sequences each get their own kernels.
     """
-    from mmpretrain.models.backbones.vision_transformer import TransformerEncoderLayer
     import torch._dynamo.config as dynamo_config
+    from mmpretrain.models.backbones.vision_transformer import TransformerEncoderLayer
     blocks = [m for m in model.modules() if isinstance(m, TransformerEncoderLayer)]
     if not blocks:
         raise ValueError(f'{type(model).__name__} has no transformer block to compile')

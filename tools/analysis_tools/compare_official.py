@@ -32,10 +32,11 @@ Examples:
     python tools/analysis_tools/compare_official.py --official-src ~/SdAE --arch s --batch-size 8 \\
         --threads 2 --pairs 25 --warmup 3 --json work_dirs/bench/paired_cpu.json
     # the official step alone, for its peak memory
-    python tools/analysis_tools/compare_official.py --official-src ~/SdAE --only official --threads 2
+    python tools/analysis_tools/compare_official.py --official-src ~/SdAE --only official \\
+        --threads 2
     # GPU, ViT-B/16, batch 96: ours in bf16 against its fp16
-    python tools/analysis_tools/compare_official.py --official-src ~/SdAE --arch b --batch-size 96 \\
-        --device cuda --amp bf16 --pairs 30 --warmup 5
+    python tools/analysis_tools/compare_official.py --official-src ~/SdAE --arch b \\
+        --batch-size 96 --device cuda --amp bf16 --pairs 30 --warmup 5
 """
 import argparse
 import importlib
@@ -192,13 +193,14 @@ def timed(fn, device) -> float:
 
 
 def build_ours(arch, batch_size, device, amp, settings, cfg_options, seed):
-    """sdae-mm's SdAE step (``tools/analysis_tools/benchmark_step.py``'s) with the official settings, then
+    """sdae-mm's SdAE step (``benchmark_step.py``'s) with the official settings, then
     ``cfg_options`` (``KEY=VALUE`` strings)."""
     options = {'model.num_teacher_tokens': settings['shrink_num'],
                'model.num_folds': settings['ncrop_loss'],
                'model.backbone.drop_path_rate': settings['drop_path']}
     options.update(bm.parse_cfg_options(cfg_options) or {})
     import logging
+
     from mmengine.logging import MMLogger
     MMLogger.get_current_instance().setLevel(logging.WARNING)  # no per-parameter init log
     torch.manual_seed(seed)

@@ -194,8 +194,9 @@ class TeacherStudentSelfSupervisor(BaseSelfSupervisor):
     # ------------------------------------------------------------------ data
     @staticmethod
     def mask_from_samples(data_samples: List[DataSample],
-                          device: torch.device) -> Tuple[torch.Tensor, int]:
-        """``ids_shuffle`` (B, L) and the number of visible patches from the samples."""
+                          device: torch.device) -> Tuple[torch.Tensor, int, torch.Tensor]:
+        """The samples' masks: ``ids_shuffle`` (B, L), the number of visible patches and
+        ``mask`` (B, L) float, 1 = masked, checked against the permutation."""
         try:
             ids = [torch.as_tensor(ds.ids_shuffle) for ds in data_samples]
             masks = [torch.as_tensor(ds.mask) for ds in data_samples]
@@ -206,7 +207,13 @@ class TeacherStudentSelfSupervisor(BaseSelfSupervisor):
         num_visible = {int(m.numel() - m.sum()) for m in masks}
         if len(num_visible) != 1:
             raise ValueError(f'samples of one batch have different visible counts: {num_visible}')
-        return torch.stack(ids).to(device=device, dtype=torch.long), num_visible.pop()
+        ids_shuffle = torch.stack(ids).to(device=device, dtype=torch.long)
+        mask = torch.stack(masks).to(device=device, dtype=torch.float32)
+        num_visible = num_visible.pop()
+        if mask.gather(1, ids_shuffle[:, :num_visible]).any():
+            raise ValueError('the samples\' mask marks patches as masked that ids_shuffle puts '
+                             'among the visible ones: mask and ids_shuffle disagree')
+        return ids_shuffle, num_visible, mask
 
     # ------------------------------------------------------------- training
     def parse_losses(self, losses: Dict[str, torch.Tensor]):

@@ -12,9 +12,8 @@ from mmengine.config import Config
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from tests.helpers.models import mask_samples
+from tests.helpers.models import TINY_ARCH, mask_samples
 
-TINY_ARCH = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64)
 DEMO_CFG = 'configs/demo/mae_vit-demo-p8_1xb64-40e_digits.py'
 RECIPE = 'configs/mae/mae_vit-base-p16_8xb512-amp-coslr-1600e_in1k.py'
 

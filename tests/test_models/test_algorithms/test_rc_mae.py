@@ -15,9 +15,9 @@ from mmengine.runner import Runner
 from mmpretrain.registry import MODELS
 
 from tests.helpers.hooks import RecordLossHook
-from tests.helpers.models import mask_samples
+from tests.helpers.models import TINY_ARCH, mask_samples
+from tests.helpers.reference import layer_norm, vit_block
 
-TINY_ARCH = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64)
 DEMO_CFG = 'configs/demo/rc_mae_vit-demo-p8_1xb64-40e_digits.py'
 RECIPE = 'configs/rc_mae/rc_mae_vit-base-p16_8xb256-accum2-amp-coslr-1600e_in1k.py'
 
@@ -55,23 +55,6 @@ def _perturb(module, scale=0.05):
 # with a given ids_shuffle, forward_encoder, forward_decoder, patchify, forward_loss;
 # engine_pretrain.py: the consistency term and gamma), written with plain tensor ops over
 # the state dict; it shares no code with the model.
-def _ln(x, sd, name):
-    return F.layer_norm(x, x.shape[-1:], sd[f'{name}.weight'], sd[f'{name}.bias'], eps=1e-6)
-
-
-def _block(x, sd, p, heads):
-    B, N, C = x.shape
-    h = _ln(x, sd, f'{p}ln1')
-    qkv = (h @ sd[f'{p}attn.qkv.weight'].T + sd[f'{p}attn.qkv.bias'])
-    q, k, v = qkv.reshape(B, N, 3, heads, C // heads).permute(2, 0, 3, 1, 4)
-    attn = ((q @ k.transpose(-2, -1)) * (C // heads)**-0.5).softmax(dim=-1)
-    x = x + (attn @ v).transpose(1, 2).reshape(B, N, C) @ sd[f'{p}attn.proj.weight'].T \
-        + sd[f'{p}attn.proj.bias']
-    h = F.gelu(_ln(x, sd, f'{p}ln2') @ sd[f'{p}ffn.layers.0.0.weight'].T
-               + sd[f'{p}ffn.layers.0.0.bias'])
-    return x + h @ sd[f'{p}ffn.layers.1.weight'].T + sd[f'{p}ffn.layers.1.bias']
-
-
 def _official_mae_forward(imgs, ids_shuffle, sd, enc, dec, mask_ratio, depth, dec_depth,
                           heads=2, dec_heads=2):
     N, L = ids_shuffle.shape
@@ -88,16 +71,16 @@ def _official_mae_forward(imgs, ids_shuffle, sd, enc, dec, mask_ratio, depth, de
     cls = sd[f'{enc}cls_token'] + sd[f'{enc}pos_embed'][:, :1, :]
     x = torch.cat((cls.expand(N, -1, -1), x), dim=1)
     for i in range(depth):
-        x = _block(x, sd, f'{enc}layers.{i}.', heads)
-    x = _ln(x, sd, f'{enc}ln1')
+        x = vit_block(x, sd, f'{enc}layers.{i}.', heads)
+    x = layer_norm(x, sd, f'{enc}ln1')
     x = x @ sd[f'{dec}decoder_embed.weight'].T + sd[f'{dec}decoder_embed.bias']
     mask_tokens = sd[f'{dec}mask_token'].repeat(N, ids_restore.shape[1] + 1 - x.shape[1], 1)
     x_ = torch.cat([x[:, 1:, :], mask_tokens], dim=1)
     x_ = torch.gather(x_, dim=1, index=ids_restore.unsqueeze(-1).repeat(1, 1, x.shape[2]))
     x = torch.cat([x[:, :1, :], x_], dim=1) + sd[f'{dec}decoder_pos_embed']
     for i in range(dec_depth):
-        x = _block(x, sd, f'{dec}decoder_blocks.{i}.', dec_heads)
-    x = _ln(x, sd, f'{dec}decoder_norm')
+        x = vit_block(x, sd, f'{dec}decoder_blocks.{i}.', dec_heads)
+    x = layer_norm(x, sd, f'{dec}decoder_norm')
     x = x @ sd[f'{dec}decoder_pred.weight'].T + sd[f'{dec}decoder_pred.bias']
     return x[:, 1:, :], mask
 
