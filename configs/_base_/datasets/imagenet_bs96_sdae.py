@@ -1,14 +1,8 @@
-# ImageNet-1k pretraining data of the official SdAE code (main_pretrain.py):
-# RandomResizedCrop(224, scale (0.2, 1), bicubic) + horizontal flip, ImageNet mean/std,
-# an ImageFolder over data/imagenet/train, 96 images per GPU, drop_last.
-dataset_type = 'CustomDataset'
-data_root = 'data/imagenet/'
-
-data_preprocessor = dict(
-    type='SelfSupDataPreprocessor',
-    mean=[123.675, 116.28, 103.53],
-    std=[58.395, 57.12, 57.375],
-    to_rgb=True)
+# ImageNet-1k pretraining data of the official SdAE code (main_pretrain.py): that of MAE
+# (imagenet_bs128_mim.py: RandomResizedCrop(224, scale (0.2, 1), bicubic) + horizontal
+# flip, ImageNet mean/std, an ImageFolder over data/imagenet/train, drop_last) with SdAE's
+# multi-fold masking and 96 images per GPU.
+_base_ = './imagenet_bs128_mim.py'
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -20,17 +14,4 @@ train_pipeline = [
     dict(type='PackInputs', algorithm_keys=['ids_shuffle'], meta_keys=['img_path']),
 ]
 
-train_dataloader = dict(
-    batch_size=96,
-    num_workers=10,
-    persistent_workers=True,
-    pin_memory=True,
-    drop_last=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    collate_fn=dict(type='default_collate'),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_prefix='train',
-        with_label=False,
-        pipeline=train_pipeline))
+train_dataloader = dict(batch_size=96, dataset=dict(pipeline=train_pipeline))
