@@ -13,8 +13,9 @@ SAFE_CKPT_KEY = 'last_safe_checkpoint'
 
 
 def parameter_norm(model: torch.nn.Module) -> float:
-    """L2 norm of all trainable parameters (teachers without gradient excluded)."""
-    params = [p.detach() for p in model.parameters() if p.requires_grad]
+    """L2 norm of all the model's parameters (frozen ones included: a linear probe's
+    small new head growing fast is not a divergence of the model)."""
+    params = [p.detach() for p in model.parameters()]
     if not params:
         return 0.
     return float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(params))))
@@ -25,11 +26,13 @@ class DivergenceGuardHook(Hook):
     """Detects divergence every iteration and before every checkpoint is saved.
 
     A run has diverged when its loss, parameter norm or (when the optimizer wrapper
-    clips and logs it) gradient norm is not finite, or when the parameter norm exceeds
-    ``factor`` times its running level (an exponential moving average over healthy
-    iterations, and the level at the last healthy checkpoint). Weights that blow up
-    (norms around 1e9) are caught before a checkpoint records them; healthy training moves
-    the parameter norm by far less than a factor of 10 between checkpoints.
+    clips and logs it) gradient norm is not finite, or when the norm of all parameters
+    exceeds ``factor`` times its running level: an exponential moving average over healthy
+    iterations (started from the norm after ``warmup_iters``) or the level at the last
+    healthy checkpoint.
+    Weights that blow up (norms around 1e9) are caught before a checkpoint records them;
+    healthy training moves the parameter norm by far less than a factor of 10 within a
+    hundred iterations or between checkpoints.
 
     On divergence the run stops with ``FloatingPointError`` naming the last checkpoint
     saved while the run was healthy (or the checkpoint it resumed from), which is also
@@ -41,17 +44,22 @@ class DivergenceGuardHook(Hook):
         factor (float): Parameter norm / running level above which the run has diverged.
             Defaults to 10.
         momentum (float): Weight of the old running level per iteration. Defaults to 0.99.
+        warmup_iters (int): Iterations whose norm only builds the running level before it
+            is compared with. Defaults to 20.
     """
 
     priority = 'VERY_HIGH'  # before CheckpointHook (VERY_LOW) in every stage
 
-    def __init__(self, factor: float = 10., momentum: float = 0.99) -> None:
+    def __init__(self, factor: float = 10., momentum: float = 0.99,
+                 warmup_iters: int = 20) -> None:
         if not factor > 1:
             raise ValueError(f'factor must be > 1, got {factor}')
         if not 0 <= momentum < 1:
             raise ValueError(f'momentum must be in [0, 1), got {momentum}')
         self.factor = factor
         self.momentum = momentum
+        self.warmup_iters = warmup_iters
+        self.num_updates = 0
         self.level: Optional[float] = None
         self.level_at_save: Optional[float] = None
         self.saved: List[str] = []
@@ -83,7 +91,8 @@ class DivergenceGuardHook(Hook):
                 problems.append(f'gradient norm is {grad}')
         if not math.isfinite(norm):
             problems.append(f'parameter norm is {norm}')
-        for what, level in (('running level', self.level),
+        running = self.level if self.num_updates >= self.warmup_iters else None
+        for what, level in (('running level', running),
                             ('level at the last checkpoint', self.level_at_save)):
             if level and math.isfinite(norm) and norm > self.factor * level:
                 problems.append(f'parameter norm {norm:.4g} is {norm / level:.1f}x its '
@@ -103,8 +112,11 @@ class DivergenceGuardHook(Hook):
         if isinstance(outputs, dict) and torch.is_tensor(outputs.get('loss')):
             loss = float(outputs['loss'].detach())
         norm = self.check(runner, loss)
-        self.level = norm if self.level is None else \
-            self.momentum * self.level + (1 - self.momentum) * norm
+        if self.level is None or self.num_updates < self.warmup_iters:
+            self.level = norm  # the level follows the norm until the warm-up ends
+        else:
+            self.level = self.momentum * self.level + (1 - self.momentum) * norm
+        self.num_updates += 1
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         self.level_at_save = self.check(runner)

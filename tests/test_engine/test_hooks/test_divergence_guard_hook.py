@@ -90,6 +90,22 @@ def test_checks_again_right_before_a_save():
         DivergenceGuardHook(factor=1)
 
 
+def test_running_level_after_warmup():
+    hub = MessageHub.get_instance('divergence_guard_level')
+    model = torch.nn.Linear(4, 4)
+    runner = SimpleNamespace(model=model, message_hub=hub, iter=0, epoch=0)
+    hook = DivergenceGuardHook(factor=10, warmup_iters=3)
+    with torch.no_grad():
+        for scale in (1., 5., 2.):  # moves within the warm-up are not judged
+            model.weight.mul_(scale)
+            hook.after_train_iter(runner, 0)
+        model.weight.mul_(5.)  # 5x: healthy
+        hook.after_train_iter(runner, 0)
+        model.weight.mul_(100.)
+    with pytest.raises(FloatingPointError, match='x its running level'):
+        hook.after_train_iter(runner, 0)
+
+
 def test_add_divergence_guard_once():
     from mmengine.config import Config
     cfg = Config(dict(custom_hooks=[dict(type='TeacherEMAHook')]))
