@@ -2,19 +2,17 @@ import copy
 import json
 import math
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.config import Config
-from mmengine.runner import Runner
 from mmpretrain.registry import MODELS
 
-from tests.helpers.hooks import RecordLossHook
 from tests.helpers.models import TINY_ARCH, mask_samples
 from tests.helpers.reference import layer_norm, patch_embed, vit_block
+from tests.helpers.runs import run_recording_losses as _run
+from tests.helpers.runs import small_demo_cfg, train_tool
 
 DEMO_CFG = 'configs/demo/dbot_vit-demo-p8_1xb64-2stage-40e_digits.py'
 RECIPE = 'configs/dbot/dbot_vit-base-p16_32xb128-amp-coslr-1600e_in1k.py'
@@ -199,34 +197,13 @@ def test_bad_teacher_depths_are_rejected():
 
 # ---------------------------------------------------------------------- runner / recipes
 def _demo_cfg(repo_root, demo_data, work_dir, max_epochs, stage_epochs=(0, 2, 4)):
-    cfg = Config.fromfile(osp.join(repo_root, DEMO_CFG))
-    cfg.work_dir = str(work_dir)
-    cfg.train_dataloader.dataset.data_root = osp.join(demo_data, 'cls')
-    cfg.train_dataloader.dataset.indices = 8  # one iteration of 8 images per epoch
-    cfg.train_dataloader.batch_size = 8
-    cfg.train_dataloader.num_workers = 0
-    cfg.train_dataloader.persistent_workers = False
-    cfg.train_cfg.max_epochs = max_epochs
+    # one iteration of 8 images per epoch
+    cfg = small_demo_cfg(repo_root, DEMO_CFG, demo_data, work_dir, max_epochs, images=8)
     cfg.param_scheduler[0].stage_epochs = list(stage_epochs)
     cfg.param_scheduler[0].warmup_epochs = 0.5
     cfg.custom_hooks[0].stage_epochs = list(stage_epochs)
     cfg.model.teacher_depths = (3, 6)
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1, save_last=True)
-    cfg.default_hooks.logger.interval = 1
-    cfg.log_level = 'WARNING'
     return cfg
-
-
-def _run(cfg, resume_from=None):
-    recorder = RecordLossHook()
-    cfg = copy.deepcopy(cfg)
-    if resume_from:
-        cfg.resume = True
-        cfg.load_from = resume_from
-    runner = Runner.from_cfg(cfg)
-    runner.register_hook(recorder)
-    runner.train()
-    return runner, recorder.losses
 
 
 def test_resume_mid_stage_gives_same_next_losses_and_teacher(repo_root, demo_data, tmp_path):
@@ -263,15 +240,9 @@ def test_resume_with_other_stage_schedule_is_rejected(repo_root, demo_data, tmp_
 def test_demo_config_trains_through_tools_train(repo_root, demo_data, tmp_path):
     """Two epochs with a stage switch after the first, through tools/train.py."""
     work_dir = tmp_path / 'work'
-    cmd = [sys.executable, osp.join(repo_root, 'tools/train.py'), osp.join(repo_root, DEMO_CFG),
-           '--work-dir', str(work_dir), '--cfg-options',
-           f'train_dataloader.dataset.data_root={osp.join(demo_data, "cls")}',
-           'train_dataloader.dataset.indices=16', 'train_dataloader.batch_size=8',
-           'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
-           'train_cfg.max_epochs=2', 'param_scheduler.0.stage_epochs=[0,1,2]',
-           'param_scheduler.0.warmup_epochs=0', 'custom_hooks.0.stage_epochs=[0,1,2]',
-           'default_hooks.logger.interval=1', 'default_hooks.checkpoint.interval=1']
-    proc = subprocess.run(cmd, cwd=repo_root, capture_output=True, text=True, timeout=600)
+    proc = train_tool(repo_root, DEMO_CFG, demo_data, work_dir,
+                      'param_scheduler.0.stage_epochs=[0,1,2]',
+                      'param_scheduler.0.warmup_epochs=0', 'custom_hooks.0.stage_epochs=[0,1,2]')
     assert proc.returncode == 0, proc.stderr[-3000:]
     ckpt = torch.load(work_dir / 'epoch_2.pth', map_location='cpu', weights_only=False)
     sd = ckpt['state_dict']

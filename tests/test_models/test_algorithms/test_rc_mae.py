@@ -2,8 +2,6 @@ import copy
 import json
 import math
 import os.path as osp
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -11,12 +9,12 @@ import torch
 import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.hooks import Hook
-from mmengine.runner import Runner
 from mmpretrain.registry import MODELS
 
-from tests.helpers.hooks import RecordLossHook
 from tests.helpers.models import TINY_ARCH, mask_samples
 from tests.helpers.reference import layer_norm, vit_block
+from tests.helpers.runs import run_recording_losses as _run
+from tests.helpers.runs import small_demo_cfg, train_tool
 
 DEMO_CFG = 'configs/demo/rc_mae_vit-demo-p8_1xb64-40e_digits.py'
 RECIPE = 'configs/rc_mae/rc_mae_vit-base-p16_8xb256-accum2-amp-coslr-1600e_in1k.py'
@@ -203,38 +201,14 @@ class _RecordEMA(Hook):
 
 
 def _demo_cfg(repo_root, demo_data, work_dir, max_epochs, schedule_unit='iter'):
-    cfg = Config.fromfile(osp.join(repo_root, DEMO_CFG))
-    cfg.work_dir = str(work_dir)
-    cfg.train_dataloader.dataset.data_root = osp.join(demo_data, 'cls')
-    cfg.train_dataloader.dataset.indices = 16
-    cfg.train_dataloader.batch_size = 8
-    cfg.train_dataloader.num_workers = 0
-    cfg.train_dataloader.persistent_workers = False
-    cfg.train_cfg.max_epochs = max_epochs
+    cfg = small_demo_cfg(repo_root, DEMO_CFG, demo_data, work_dir, max_epochs)
     cfg.param_scheduler[0].end = 1
     cfg.param_scheduler[1].begin = 1
     cfg.param_scheduler[1].T_max = 2
     cfg.param_scheduler[1].end = 3
     cfg.custom_hooks[0].schedule_unit = schedule_unit
     cfg.custom_hooks[0].momentum = 0.9  # far from 1, so that the test sees the teacher move
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1, save_last=True)
-    cfg.default_hooks.logger.interval = 1
-    cfg.log_level = 'WARNING'
     return cfg
-
-
-def _run(cfg, resume_from=None, hooks=()):
-    recorder = RecordLossHook()
-    cfg = copy.deepcopy(cfg)
-    if resume_from:
-        cfg.resume = True
-        cfg.load_from = resume_from
-    runner = Runner.from_cfg(cfg)
-    runner.register_hook(recorder)
-    for hook in hooks:
-        runner.register_hook(hook)
-    runner.train()
-    return runner, recorder.losses
 
 
 @pytest.mark.parametrize('schedule_unit', ['iter', 'epoch_step'])
@@ -287,14 +261,7 @@ def test_resume_mid_run_gives_same_next_losses_and_teacher(repo_root, demo_data,
 
 def test_demo_config_trains_through_tools_train(repo_root, demo_data, tmp_path):
     work_dir = tmp_path / 'work'
-    cmd = [sys.executable, osp.join(repo_root, 'tools/train.py'), osp.join(repo_root, DEMO_CFG),
-           '--work-dir', str(work_dir), '--cfg-options',
-           f'train_dataloader.dataset.data_root={osp.join(demo_data, "cls")}',
-           'train_dataloader.dataset.indices=16', 'train_dataloader.batch_size=8',
-           'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
-           'train_cfg.max_epochs=2', 'default_hooks.logger.interval=1',
-           'default_hooks.checkpoint.interval=1']
-    proc = subprocess.run(cmd, cwd=repo_root, capture_output=True, text=True, timeout=600)
+    proc = train_tool(repo_root, DEMO_CFG, demo_data, work_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     sd = torch.load(work_dir / 'epoch_2.pth', map_location='cpu', weights_only=False)['state_dict']
     # the teacher moved away from the student it started as, but stays close to it
