@@ -31,7 +31,7 @@ setup(
     'on the OpenMMLab stack, with downstream transfer',
     long_description=open('README.md').read() if osp.exists('README.md') else '',
     long_description_content_type='text/markdown',
-    packages=find_packages(exclude=('configs', 'tools', 'tests', 'docs')),
+    packages=find_packages(exclude=('configs', 'tools', 'tools.*', 'tests', 'tests.*', 'docs')),
     python_requires='>=3.9',
     install_requires=parse_requirements('torch.txt') + parse_requirements('mmcv.txt') +
     parse_requirements('runtime.txt'),

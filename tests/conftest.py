@@ -23,7 +23,7 @@ def repo_root():
 @pytest.fixture(scope='session')
 def demo_data(tmp_path_factory):
     """The embedded demo data, built once per session."""
-    from sdae_mm.datasets.demo_data import build_demo_data
+    from tools.dataset_converters.demo_data import build_demo_data
     out = tmp_path_factory.mktemp('demo_data')
     build_demo_data(str(out))
     return str(out)

@@ -248,7 +248,7 @@ def test_mmdet_mask_rcnn_forward():
 
 
 def test_collect_env_and_checks(capsys):
-    from sdae_mm.utils.check_env import ENV_KEYS, check_env, collect_env, main
+    from tools.analysis_tools.check_env import ENV_KEYS, check_env, collect_env, main
     env = collect_env()
     assert set(env) == set(ENV_KEYS)
     for key in ('python', 'torch', 'torchvision', 'mmcv', 'mmengine', 'mmpretrain', 'mmseg',

@@ -5,29 +5,16 @@ Usage::
     python tools/prepare_demo_data.py [--out data/demo] [--seed 0] [--force]
 
 Writes ``cls/`` (mmpretrain folders), ``scenes/`` (COCO instances for mmdet and semantic
-maps for mmseg) and ``manifest.json``; see :mod:`sdae_mm.datasets.demo_data`. A complete
-build with the same parameters is kept unless ``--force`` is given.
+maps for mmseg) and ``manifest.json``; see ``tools/dataset_converters/demo_data.py``. A
+complete build with the same parameters is kept unless ``--force`` is given.
 """
 import argparse
-import importlib.util
 import os.path as osp
 import sys
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-
-
-def load_demo_data_module():
-    """Import ``sdae_mm.datasets.demo_data`` by its path.
-
-    ``import sdae_mm`` registers every model and so imports mmpretrain, mmseg and mmdet,
-    which takes longer than building the data and needs a working mmcv; the builder itself
-    only needs numpy, Pillow, scikit-learn and pycocotools, so it is loaded on its own.
-    """
-    path = osp.join(REPO_ROOT, 'sdae_mm', 'datasets', 'demo_data.py')
-    spec = importlib.util.spec_from_file_location('sdae_mm_demo_data', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+# numpy, Pillow, scikit-learn and pycocotools only: no OpenMMLab import, no mmcv needed
+from tools.dataset_converters import demo_data  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -46,7 +33,6 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    demo_data = load_demo_data_module()
     summary = demo_data.build_demo_data(args.out, seed=args.seed,
                                         num_train_scenes=args.num_train_scenes,
                                         num_val_scenes=args.num_val_scenes, force=args.force)

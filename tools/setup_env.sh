@@ -91,8 +91,8 @@ build_log="$CACHE/build_mmcv.log"
 log "mmcv wheel (cached or built in the background; log: $build_log)"
 bash tools/build_mmcv.sh "$PY" "$CACHE" >"$build_log" 2>&1 &
 build_pid=$!
-log "runtime and test requirements"
-"${PIP[@]}" -r requirements/runtime.txt -r requirements/tests.txt
+log "runtime, test and lint requirements"
+"${PIP[@]}" -r requirements/runtime.txt -r requirements/tests.txt -r requirements/lint.txt
 if ! wait "$build_pid"; then
   cat "$build_log"; echo "[setup] building mmcv failed (log above)" >&2; exit 1
 fi
@@ -101,7 +101,7 @@ key=$("$PY" -c 'import sys, torch; v = torch.__version__.split("+")[0]; print("t
 "${PIP[@]}" --no-deps "$CACHE"/wheels/mmcv-2.1.0-"$key"/mmcv-2.1.0-*.whl
 log "sdae_mm (editable)"
 "${PIP[@]}" --no-deps --no-build-isolation -e .
-"$PY" -m sdae_mm.utils.check_env
+"$PY" tools/analysis_tools/check_env.py
 echo "$STAMP" >"$VENV/.sdae-mm-stamp"
 if ! report=$(drift); then
   echo "[setup] still differs from requirements/ after installing:" >&2

@@ -81,14 +81,14 @@ def main(argv=None):
     from mmengine.runner import Runner
 
     from sdae_mm.checkpoint import check_readable, load_model_checkpoint
-    from sdae_mm.datasets.demo_data import ensure_demo_data
+    from sdae_mm.utils.cfg_options import merge_cfg_options
     from sdae_mm.utils.dist import prepare_cpu_distributed
     from sdae_mm.utils.workers import shutdown_dataloader_workers
+    from tools.dataset_converters.demo_data import ensure_demo_data
     check_readable(args.checkpoint)  # a missing or unreadable file stops here
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    merge_cfg_options(cfg, args.cfg_options)  # unknown top-level keys are an error
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:

@@ -89,8 +89,10 @@ def merge_args(cfg, args):
     if args.no_persistent_workers:
         set_loader('persistent_workers', False)
 
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    from sdae_mm.engine.hooks import add_divergence_guard
+    from sdae_mm.utils.cfg_options import merge_cfg_options
+    merge_cfg_options(cfg, args.cfg_options)  # unknown top-level keys are an error
+    add_divergence_guard(cfg)
     return cfg
 
 
@@ -100,20 +102,22 @@ def main(argv=None):
     from mmengine.config import Config
 
     from sdae_mm.checkpoint import check_resume_checkpoint
-    from sdae_mm.datasets.demo_data import ensure_demo_data
     from sdae_mm.engine.recipe import check_launch
     from sdae_mm.engine.runner import build_runner
     from sdae_mm.utils.dist import prepare_cpu_distributed
+    from sdae_mm.utils.run_lock import hold_work_dir
     from sdae_mm.utils.workers import shutdown_dataloader_workers
+    from tools.dataset_converters.demo_data import ensure_demo_data
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
     check_resume_checkpoint(cfg)  # an unreadable one: name it and the previous good one
-    ensure_demo_data(cfg)  # configs/demo/* on a fresh clone
-    prepare_cpu_distributed(cfg)
-    runner = build_runner(cfg)  # RecipeRunner: auto_scale_lr counts gradient accumulation
-    check_launch(runner, strict=args.strict_recipe)  # what a non-declared batch changes
-    runner.train()
-    shutdown_dataloader_workers(runner)  # now, not whenever the runner is collected
+    with hold_work_dir(cfg.work_dir):  # one run per work_dir
+        ensure_demo_data(cfg)  # configs/demo/* on a fresh clone
+        prepare_cpu_distributed(cfg)
+        runner = build_runner(cfg)  # RecipeRunner: auto_scale_lr counts gradient accumulation
+        check_launch(runner, strict=args.strict_recipe)  # what a non-declared batch changes
+        runner.train()
+        shutdown_dataloader_workers(runner)  # now, not whenever the runner is collected
     return runner
 
 

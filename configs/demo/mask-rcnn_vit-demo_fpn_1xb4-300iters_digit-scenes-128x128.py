@@ -28,7 +28,7 @@ _base_ = [
     'mmdet::_base_/default_runtime.py',
 ]
 default_scope = 'mmdet'
-custom_imports = dict(imports=['sdae_mm'], allow_failed_imports=False)
+custom_imports = dict(imports=['sdae_mm', 'sdae_mm.downstream.det'], allow_failed_imports=False)
 
 pretrained = 'work_dirs/demo/sdae/backbone_mmdet.pth'
 demo_arch = dict(embed_dims=96, num_layers=6, num_heads=3, feedforward_channels=384)

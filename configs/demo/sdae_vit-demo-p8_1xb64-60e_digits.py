@@ -41,7 +41,7 @@ warmup_epochs = 4
 optim_wrapper = dict(
     type='OptimWrapper',
     # fused: torch's one-kernel AdamW (CPU and CUDA), the same update as the default
-    # per-tensor loop, several times faster (see docs/benchmarks.md)
+    # per-tensor loop, several times faster (see docs/speed.md)
     optimizer=dict(type='AdamW', lr=1.5e-3, betas=(0.9, 0.95), weight_decay=0.04,
                    fused=True),
     # the teacher has no gradient: leave it out of the optimizer

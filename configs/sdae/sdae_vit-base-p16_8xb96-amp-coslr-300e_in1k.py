@@ -22,7 +22,7 @@ optim_wrapper = dict(
     type='AmpOptimWrapper',
     loss_scale='dynamic',
     # fused: torch's one-kernel AdamW (CPU and CUDA), the same update as the default
-    # per-tensor loop, several times faster (see docs/benchmarks.md)
+    # per-tensor loop, several times faster (see docs/speed.md)
     optimizer=dict(type='AdamW', lr=lr, betas=(0.9, 0.95), weight_decay=0.04,
                    fused=True),
     # the teacher has no gradient: leave it out of the optimizer

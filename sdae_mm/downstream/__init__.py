@@ -1,2 +1,6 @@
-from . import seg  # noqa: F401  (mmseg: SdMIMSegViT, DigitScenesDataset)
-from . import det  # noqa: F401  (mmdet: PlainViT, ViTDet, SimpleFPN, LN2d)
+"""Transfer modules that mmseg and mmdet lack for plain ViTs.
+
+Nothing is imported here: a config imports the library it needs,
+``sdae_mm.downstream.seg`` (mmseg) or ``sdae_mm.downstream.det`` (mmdet), through
+``custom_imports``.
+"""

@@ -98,7 +98,7 @@ def _dbot(name, config, arch, depth, teacher_depths, sdpr, clip, cmd_lines):
             drop_path_decoder='models_mae.py:65-69 (linspace(0, drop_path_rate, decoder_depth))',
             drop_path_teacher='main_pretrain.py:61-62 (`--tdpr` default 0), 188-191',
             amp='engine_pretrain.py:50 (autocast), main_pretrain.py:231 (NativeScaler)',
-            clip=(f'PRETRAIN.md:23 (`--clip_grad 3.0`), engine_pretrain.py:61'
+            clip=('PRETRAIN.md:23 (`--clip_grad 3.0`), engine_pretrain.py:61'
                   if clip else f'PRETRAIN.md:{cmd_lines[4]} (no `--clip_grad`), '
                   'main_pretrain.py:65-66 (default None)')))
 
@@ -331,8 +331,8 @@ def effective_values(recipe: Dict) -> Dict:
         optimizer_steps=s['optimizer_steps'],
         base_lr=recipe['lr']['base_lr'],
         optimizer=(recipe['optimizer']['type'], tuple(recipe['optimizer']['betas'] or ())),
-        wd=decayed[0]['weight_decay'] if len(decayed) == 1 else [r['weight_decay']
-                                                                  for r in decayed],
+        wd=(decayed[0]['weight_decay'] if len(decayed) == 1
+            else [r['weight_decay'] for r in decayed]),
         wd_counts=dict(decay=sum(r['tensors'] for r in decayed),
                        no_decay=sum(r['tensors'] for r in wd_rows if r['weight_decay'] == 0)),
         warmup_epochs=recipe['warmup']['epochs'] if recipe['warmup'] else 0,

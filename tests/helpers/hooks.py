@@ -5,6 +5,7 @@ import torch
 from mmengine.dist import get_rank
 from mmengine.hooks import Hook
 from mmpretrain.registry import HOOKS
+from mmpretrain.utils import get_ori_model
 
 
 @HOOKS.register_module()
@@ -28,6 +29,6 @@ class DumpTeacherHook(Hook):
         self.out_dir = out_dir
 
     def after_train(self, runner):
-        model = runner.model.module if hasattr(runner.model, 'module') else runner.model
+        model = get_ori_model(runner.model)
         torch.save({k: v.cpu() for k, v in model.teacher.state_dict().items()},
                    osp.join(self.out_dir, f'teacher_rank{get_rank()}.pth'))

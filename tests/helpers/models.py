@@ -2,7 +2,10 @@
 import torch
 from mmpretrain.structures import DataSample
 
+#: A 2-block, 32-wide ViT for unit tests.
 TINY_ARCH = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64)
+#: The demo configs' ViT (configs/_base_/models/demo_vit.py): 6 blocks, 96 wide.
+DEMO_ARCH = dict(embed_dims=96, num_layers=6, num_heads=3, feedforward_channels=384)
 
 
 def tiny_sdae_cfg(img_size=32, patch_size=8, num_teacher_tokens=12, num_folds=3, **kwargs):

@@ -81,8 +81,7 @@ def test_finetune_vit_b_layer_decay_and_schedule(finetune_b):
     assert group_of('backbone.pos_embed')['lr'] == pytest.approx(2e-3 * 0.65**13)
     assert group_of('backbone.pos_embed')['weight_decay'] == 0.
     assert group_of('backbone.layers.0.attn.qkv.weight')['lr'] == pytest.approx(2e-3 * 0.65**12)
-    assert group_of('backbone.layers.11.ffn.layers.1.weight')['lr'] == pytest.approx(2e-3 *
-                                                                                    0.65)
+    assert group_of('backbone.layers.11.ffn.layers.1.weight')['lr'] == pytest.approx(2e-3 * 0.65)
     assert group_of('backbone.layers.11.ffn.layers.1.weight')['weight_decay'] == 0.05
     assert group_of('head.fc.weight')['lr'] == pytest.approx(2e-3)
     assert group_of('backbone.ln2.weight')['weight_decay'] == 0.
@@ -208,8 +207,8 @@ def test_demo_configs_keep_the_protocols(repo_root, tmp_path):
     assert ft.model.head.loss.type == 'LabelSmoothLoss'
     # scaled for a few CPU epochs: no Mixup/CutMix, RandAugment or erasing (docs/fidelity.md)
     assert ft.model.train_cfg is None
-    assert [t['type'] for t in ft.train_pipeline] == ['LoadImageFromFile', 'RandomResizedCrop',
-                                                     'PackInputs']
+    steps = [t['type'] for t in ft.train_pipeline]
+    assert steps == ['LoadImageFromFile', 'RandomResizedCrop', 'PackInputs']
     assert ft.train_dataloader.dataset.pipeline == ft.train_pipeline
     assert lin.optim_wrapper.optimizer.type == 'LARS'
     assert lin.optim_wrapper.paramwise_cfg.custom_keys['head.fc.bias'] == dict(

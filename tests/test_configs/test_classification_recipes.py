@@ -88,8 +88,8 @@ def test_effective_recipe_on_the_declared_gpus(name):
     # the schedulers, built and stepped per iteration as the Runner does
     epoch_length = 8
     schedulers = [
-        PARAM_SCHEDULERS.build(s, default_args=dict(optimizer=wrapper,
-                                                     epoch_length=epoch_length))
+        PARAM_SCHEDULERS.build(
+            s, default_args=dict(optimizer=wrapper, epoch_length=epoch_length))
         for s in cfg.param_scheduler
     ]
     base = [g['initial_lr'] for g in groups]

@@ -4,9 +4,8 @@ import torch
 import torch.nn.functional as F
 from mmpretrain.models.backbones.vision_transformer import TransformerEncoderLayer
 
-from sdae_mm.downstream.det.attention import (RelPosAttention, ViTDetLayer,
-                                              decomposed_rel_pos_bias, get_rel_pos,
-                                              window_partition, window_unpartition)
+from sdae_mm.downstream.det.attention import (RelPosAttention, ViTDetLayer, decomposed_rel_pos_bias,
+                                              get_rel_pos, window_partition, window_unpartition)
 
 #: default scope of every test here (see tests/conftest.py)
 DEFAULT_SCOPE = 'mmdet'

@@ -38,8 +38,8 @@ def _pretrain_ckpt(tmp_path, arch, img_size=32, patch_size=8, branch='teacher'):
 
 
 def test_summarize_keys():
-    keys = [f'layers.{i}.attn.rel_pos_h' for i in range(3)] + ['layers.5.attn.rel_pos_h',
-                                                              'fpn1.weight']
+    keys = [f'layers.{i}.attn.rel_pos_h' for i in range(3)]
+    keys += ['layers.5.attn.rel_pos_h', 'fpn1.weight']
     assert summarize_keys(keys) == ['fpn1.weight', 'layers.{0,1,2,5}.attn.rel_pos_h']
     assert summarize_keys(['a.0.b', 'a.1.b']) == ['a.{0-1}.b']
 
@@ -74,8 +74,7 @@ def test_vitdet_equals_mmpretrain_vit_without_windows_and_rel_pos(tmp_path):
     vitdet.init_weights()
     ref = VisionTransformer(arch=ARCH2, img_size=32, patch_size=8, with_cls_token=False,
                             out_type='featmap', final_norm=False)
-    state = {k: v for k, v in teacher.items() if k not in ('cls_token', 'ln1.weight',
-                                                            'ln1.bias')}
+    state = {k: v for k, v in teacher.items() if k not in ('cls_token', 'ln1.weight', 'ln1.bias')}
     state['pos_embed'] = teacher['pos_embed'][:, 1:]
     ref.load_state_dict(state)
     vitdet.eval(), ref.eval()
@@ -126,14 +125,14 @@ def test_plain_vit_outputs_strides_4_to_32():
     model = PlainViT(arch=ARCH4, img_size=32, patch_size=8, out_indices=(0, 1, 2, 3))
     model.init_weights()
     outs = model(torch.randn(2, 3, 64, 96))
-    assert [tuple(o.shape) for o in outs] == [(2, 32, 16, 24), (2, 32, 8, 12),
-                                             (2, 32, 4, 6), (2, 32, 2, 3)]
+    assert [tuple(o.shape) for o in outs] == [(2, 32, 16, 24), (2, 32, 8, 12), (2, 32, 4, 6),
+                                              (2, 32, 2, 3)]
     model16 = PlainViT(arch=ARCH4, img_size=32, patch_size=16, out_indices=(0, 1, 2, 3),
                        adapter_norm_cfg=dict(type='BN'))
     model16.init_weights()
     outs = model16(torch.randn(1, 3, 64, 96))
-    assert [tuple(o.shape) for o in outs] == [(1, 32, 16, 24), (1, 32, 8, 12),
-                                             (1, 32, 4, 6), (1, 32, 2, 3)]
+    assert [tuple(o.shape) for o in outs] == [(1, 32, 16, 24), (1, 32, 8, 12), (1, 32, 4, 6),
+                                              (1, 32, 2, 3)]
 
 
 def test_plain_vit_features_are_unnormed_block_outputs(tmp_path):

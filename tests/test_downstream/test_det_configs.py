@@ -86,7 +86,8 @@ def _official_lr(base, it, epoch, exp):
 def test_benchmark_config_builds(path):
     cfg = Config.fromfile(path)
     exp = EXPECTED[osp.basename(path)]
-    assert cfg.default_scope == 'mmdet' and cfg.custom_imports.imports == ['sdae_mm']
+    assert cfg.default_scope == 'mmdet'
+    assert cfg.custom_imports.imports == ['sdae_mm', 'sdae_mm.downstream.det']
     assert cfg.train_dataloader.dataset.data_root == 'data/coco/'
     # the name declares the GPUs and the per-GPU batch; the lr is not rescaled on them
     gpus, batch = re.search(r'_(\d+)xb(\d+)-', osp.basename(path)).groups()
@@ -130,8 +131,8 @@ def test_benchmark_config_builds(path):
     # the schedulers the Runner builds, stepped as ParamSchedulerHook steps them
     epoch_length = 60
     schedulers = [
-        PARAM_SCHEDULERS.build(s, default_args=dict(optimizer=optim,
-                                                     epoch_length=epoch_length))
+        PARAM_SCHEDULERS.build(
+            s, default_args=dict(optimizer=optim, epoch_length=epoch_length))
         for s in cfg.param_scheduler
     ]
     groups = optim.optimizer.param_groups
@@ -226,7 +227,8 @@ def test_benchmark_pipelines_run_on_a_coco_sample(path, demo_data):
 def test_demo_config_builds(path):
     cfg = Config.fromfile(path)
     assert cfg.default_scope == 'mmdet'
-    assert cfg.custom_imports == dict(imports=['sdae_mm'], allow_failed_imports=False)
+    assert cfg.custom_imports == dict(imports=['sdae_mm', 'sdae_mm.downstream.det'],
+                                      allow_failed_imports=False)
     assert cfg.model.backbone.checkpoint == 'work_dirs/demo/sdae/backbone_mmdet.pth'
     assert cfg.train_dataloader.dataset.data_root == 'data/demo/scenes/'
     assert cfg.val_evaluator.metric == ['bbox', 'segm']

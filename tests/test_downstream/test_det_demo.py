@@ -9,13 +9,13 @@ from mmengine.runner import Runner
 from mmpretrain.models import VisionTransformer
 
 from sdae_mm.checkpoint import convert_checkpoint_dict
+from tests.helpers.models import DEMO_ARCH
 
 #: default scope of every test here (see tests/conftest.py)
 DEFAULT_SCOPE = 'mmdet'
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMOS = sorted(glob.glob(osp.join(ROOT, 'configs/demo/*mask-rcnn*.py')))
-DEMO_ARCH = dict(embed_dims=96, num_layers=6, num_heads=3, feedforward_channels=384)
 
 
 @pytest.fixture(scope='module')

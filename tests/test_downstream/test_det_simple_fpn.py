@@ -32,8 +32,8 @@ def test_simple_fpn_vitdet_strides_and_channels():
     neck.init_weights()
     x = torch.randn(2, 32, 8, 8)
     outs = neck((x, ))
-    assert [tuple(o.shape) for o in outs] == [(2, 16, 32, 32), (2, 16, 16, 16),
-                                             (2, 16, 8, 8), (2, 16, 4, 4), (2, 16, 2, 2)]
+    assert [tuple(o.shape) for o in outs] == [(2, 16, 32, 32), (2, 16, 16, 16), (2, 16, 8, 8),
+                                              (2, 16, 4, 4), (2, 16, 2, 2)]
     strides = [128 // o.shape[-1] for o in outs]
     assert strides == [4, 8, 16, 32, 64]
     # first-stage channels: C/4, C/2, C, C (detectron2)
@@ -56,8 +56,8 @@ def test_simple_fpn_patch8_scales():
     neck = SimpleFPN(in_channels=32, out_channels=16, scale_factors=(2.0, 1.0, 0.5, 0.25),
                      num_outs=4)
     outs = neck([torch.randn(1, 32, 16, 12)])
-    assert [tuple(o.shape) for o in outs] == [(1, 16, 32, 24), (1, 16, 16, 12),
-                                             (1, 16, 8, 6), (1, 16, 4, 3)]
+    assert [tuple(o.shape) for o in outs] == [(1, 16, 32, 24), (1, 16, 16, 12), (1, 16, 8, 6),
+                                              (1, 16, 4, 3)]
 
 
 def test_simple_fpn_bad_arguments():

@@ -5,10 +5,11 @@ import re
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.registry import DefaultScope
 from mmengine.optim import build_optim_wrapper
+from mmengine.registry import DefaultScope
 from mmseg.registry import MODELS
 
+import sdae_mm.downstream.seg  # noqa: F401  (SdMIMSegViT)
 from tests.helpers.builders import build_from_config
 
 #: default scope of every test here (see tests/conftest.py)
@@ -38,7 +39,8 @@ def vit_b_model(vit_b_cfg):
 def test_protocol_values(vit_b_cfg):
     cfg = vit_b_cfg
     assert cfg.default_scope == 'mmseg'
-    assert cfg.custom_imports == dict(imports=['sdae_mm'], allow_failed_imports=False)
+    assert cfg.custom_imports == dict(imports=['sdae_mm', 'sdae_mm.downstream.seg'],
+                                      allow_failed_imports=False)
     # 160k iterations, 2 images x 8 GPUs, 512 crops
     assert cfg.train_cfg.max_iters == 160000
     assert cfg.train_dataloader.batch_size == 2

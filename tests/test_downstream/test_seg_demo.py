@@ -16,13 +16,14 @@ import torch
 from mmpretrain.models import VisionTransformer
 from PIL import Image
 
+import sdae_mm.downstream.seg  # noqa: F401  (DigitScenesDataset)
 from sdae_mm.checkpoint import convert_checkpoint_dict
+from tests.helpers.models import DEMO_ARCH
 
 #: default scope of every test here (see tests/conftest.py)
 DEFAULT_SCOPE = 'mmseg'
 
 DEMO_CFG = 'configs/demo/upernet_vit-demo_1xb8-300iters_digit-scenes-128x128.py'
-DEMO_ARCH = dict(embed_dims=96, num_layers=6, num_heads=3, feedforward_channels=384)
 NUM_CLASSES = 11
 
 
@@ -93,7 +94,7 @@ def test_demo_config(repo_root):
     from mmengine.config import Config
     cfg = Config.fromfile(osp.join(repo_root, DEMO_CFG))
     assert cfg.default_scope == 'mmseg'
-    assert cfg.custom_imports.imports == ['sdae_mm']
+    assert cfg.custom_imports.imports == ['sdae_mm', 'sdae_mm.downstream.seg']
     bb = cfg.model.backbone
     assert (bb.type, bb.img_size, bb.patch_size, bb.embed_dims, bb.num_layers,
             bb.num_heads) == ('SdMIMSegViT', (128, 128), 8, 96, 6, 3)
@@ -108,13 +109,15 @@ def test_demo_config(repo_root):
 def test_digit_scenes_dataset(demo_data):
     from mmseg.registry import DATASETS
 
-    from sdae_mm.datasets.demo_data import SEG_CLASSES
+    from tools.dataset_converters.demo_data import SEG_CLASSES, SEG_PALETTE
     ds = DATASETS.build(dict(
         type='DigitScenesDataset', data_root=osp.join(demo_data, 'scenes'),
         data_prefix=dict(img_path='img_dir/val', seg_map_path='ann_dir/val'),
         pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadAnnotations')]))
     sample = ds[0]
     assert ds.metainfo['classes'] == SEG_CLASSES and len(SEG_CLASSES) == NUM_CLASSES
+    # the dataset's palette is the one the builder draws with
+    assert [tuple(c) for c in ds.metainfo['palette']] == list(SEG_PALETTE)
     assert len(ds) == len(os.listdir(osp.join(demo_data, 'scenes', 'img_dir', 'val')))
     gt = sample['gt_seg_map']
     assert gt.shape == (128, 128) and gt.min() == 0 and 1 <= gt.max() <= 10
@@ -157,8 +160,7 @@ def test_demo_train_and_test_through_tools(repo_root, demo_data, demo_backbone, 
     assert metrics['mIoU'] == pytest.approx(reference_miou(results, demo_data), abs=0.01)
 
 
-def test_demo_trains_with_mmseg_own_train_script(repo_root, demo_data, demo_backbone,
-                                                   tmp_path):
+def test_demo_trains_with_mmseg_own_train_script(repo_root, demo_data, demo_backbone, tmp_path):
     """mmseg's tools/train.py (what `mim train mmseg` runs) takes the config as is."""
     import mmseg
     script = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools', 'train.py')

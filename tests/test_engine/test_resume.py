@@ -1,46 +1,21 @@
 """Resume under torch >= 2.6 (weights_only loading) gives the same next step."""
-import copy
-import os.path as osp
 
 import pytest
 import torch
-from mmengine.config import Config
-from mmengine.runner import Runner
 
-from tests.helpers.hooks import RecordLossHook
+from tests.helpers.runs import run_recording_losses as _run
+from tests.helpers.runs import small_demo_cfg
 
 DEMO_CFG = 'configs/demo/sdae_vit-demo-p8_1xb64-60e_digits.py'
 
 
 def _cfg(repo_root, demo_data, work_dir, max_epochs):
-    cfg = Config.fromfile(osp.join(repo_root, DEMO_CFG))
-    cfg.work_dir = str(work_dir)
-    cfg.train_dataloader.dataset.data_root = osp.join(demo_data, 'cls')
-    cfg.train_dataloader.dataset.indices = 16
-    cfg.train_dataloader.batch_size = 8
-    cfg.train_dataloader.num_workers = 0
-    cfg.train_dataloader.persistent_workers = False
-    cfg.train_cfg.max_epochs = max_epochs
+    cfg = small_demo_cfg(repo_root, DEMO_CFG, demo_data, work_dir, max_epochs)
     cfg.param_scheduler[0].end = 1
     cfg.param_scheduler[1].begin = 1
     cfg.param_scheduler[1].T_max = 2
     cfg.param_scheduler[1].end = 3
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1, save_last=True)
-    cfg.default_hooks.logger.interval = 1
-    cfg.log_level = 'WARNING'
     return cfg
-
-
-def _run(cfg, resume_from=None):
-    recorder = RecordLossHook()
-    cfg = copy.deepcopy(cfg)
-    if resume_from:
-        cfg.resume = True
-        cfg.load_from = resume_from
-    runner = Runner.from_cfg(cfg)
-    runner.register_hook(recorder)
-    runner.train()
-    return runner, recorder.losses
 
 
 def test_resume_gives_same_next_losses_and_teacher(repo_root, demo_data, tmp_path):

@@ -48,8 +48,8 @@ def test_mmengine_rule_would_halve_it(repo_root, tmp_path):
     assert ow.param_groups[0]['lr'] == pytest.approx(1.2e-3)
 
 
-def test_build_runner_defaults_to_recipe_runner_and_keeps_other_runner_types(repo_root,
-                                                                           tmp_path):
+def test_build_runner_defaults_to_recipe_runner_and_keeps_other_runner_types(
+        repo_root, tmp_path):
     cfg = Config.fromfile(osp.join(
         repo_root, 'configs/benchmarks/classification/vit-base-p16_8xb128-coslr-100e_in1k.py'))
     assert 'runner_type' not in cfg  # a transfer config: tools/train.py still counts accum

@@ -1,20 +1,18 @@
-"""Tests of tools/compare_official.py against a stand-in for the official SdAE source.
+"""tools/analysis_tools/compare_official.py against a stand-in for the official SdAE source.
 
 The official code is not part of the project, so a small directory with its interface
 (``models_mae``, ``models_teacher``, ``util/misc.py``) and its legacy habits (``np.float``
 while building, ``from torch._six import inf``, ``Block(..., qk_scale=None)``) stands in.
 """
-import importlib.util
 import json
-import os.path as osp
 import sys
 import textwrap
 
 import numpy as np
 import pytest
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TOOL = osp.join(REPO, 'tools', 'compare_official.py')
+from tools.analysis_tools import compare_official
+
 # ours: ViT-S/16 at 224 as the official small model, the decoder shrunk to one 32-d block
 SMALL_DECODER = ['model.neck.embed_dims=32', 'model.neck.num_layers=1',
                  'model.neck.num_heads=2']
@@ -92,14 +90,7 @@ class NativeScalerWithGradNormCount:
 '''
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location('compare_official_tool', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tool = load_tool()
+tool = compare_official
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ train_pipeline = [
     # augmentations whatever the workers, and after a resume (sdae_mm SeededSampler)
     dict(type='SeedPerSample'),
     # LoadImageFromFile + RandomResizedCrop in one: decodes JPEGs at 1/2-1/8 scale when the
-    # crop is over twice the output (exact=True: always full size; docs/benchmarks.md)
+    # crop is over twice the output (exact=True: always full size; docs/speed.md)
     dict(type='DecodeRandomResizedCrop', scale=224, crop_ratio_range=(0.2, 1.0),
          interpolation='bicubic'),
     dict(type='RandomFlip', prob=0.5),

@@ -1,21 +1,15 @@
-# ImageNet-1k pretraining data of the official SdAE code (main_pretrain.py):
-# RandomResizedCrop(224, scale (0.2, 1), bicubic) + horizontal flip, ImageNet mean/std,
-# an ImageFolder over data/imagenet/train, 96 images per GPU, drop_last.
-dataset_type = 'CustomDataset'
-data_root = 'data/imagenet/'
-
-data_preprocessor = dict(
-    type='SelfSupDataPreprocessor',
-    mean=[123.675, 116.28, 103.53],
-    std=[58.395, 57.12, 57.375],
-    to_rgb=True)
+# ImageNet-1k pretraining data of the official SdAE code (main_pretrain.py): that of MAE
+# (imagenet_bs128_mim.py: RandomResizedCrop(224, scale (0.2, 1), bicubic) + horizontal
+# flip, ImageNet mean/std, an ImageFolder over data/imagenet/train, drop_last) with SdAE's
+# multi-fold masking and 96 images per GPU.
+_base_ = './imagenet_bs128_mim.py'
 
 train_pipeline = [
     # each sample's crop, flip and mask from a seed of (run seed, epoch, index): the same
     # augmentations whatever the workers, and after a resume (sdae_mm SeededSampler)
     dict(type='SeedPerSample'),
     # LoadImageFromFile + RandomResizedCrop in one: decodes JPEGs at 1/2-1/8 scale when the
-    # crop is over twice the output (exact=True: always full size; docs/benchmarks.md)
+    # crop is over twice the output (exact=True: always full size; docs/speed.md)
     dict(type='DecodeRandomResizedCrop', scale=224, crop_ratio_range=(0.2, 1.0),
          interpolation='bicubic'),
     dict(type='RandomFlip', prob=0.5),
@@ -24,17 +18,4 @@ train_pipeline = [
     dict(type='PackInputs', algorithm_keys=['ids_shuffle'], meta_keys=['img_path']),
 ]
 
-train_dataloader = dict(
-    batch_size=96,
-    num_workers=10,
-    persistent_workers=True,
-    pin_memory=True,
-    drop_last=True,
-    sampler=dict(type='SeededSampler', shuffle=True),
-    collate_fn=dict(type='default_collate'),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_prefix='train',
-        with_label=False,
-        pipeline=train_pipeline))
+train_dataloader = dict(batch_size=96, dataset=dict(pipeline=train_pipeline))

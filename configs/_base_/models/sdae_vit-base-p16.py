@@ -21,6 +21,6 @@ model = dict(
     teacher_init='random',
     # True: the student's and decoder's MLPs keep only their hidden pre-activation for the
     # backward pass and recompute GELU there: the same results with about 18 % fewer saved
-    # activations (docs/benchmarks.md); off by default until measured on a GPU
+    # activations (docs/speed.md); off by default until measured on a GPU
     recompute_gelu=False,
 )

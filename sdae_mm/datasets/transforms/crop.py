@@ -100,7 +100,7 @@ class DecodeRandomResizedCrop(BaseTransform):
     dimensions is decoded at 1/2, 1/4 or 1/8 scale in libjpeg's DCT domain (Pillow's
     ``Image.draft``), keeping the scaled crop no smaller than the output; the remaining
     downscale is Pillow's resampling as before. This changes pixels slightly (the measured
-    PSNR against ``exact=True`` is in docs/benchmarks.md); ``exact=True`` always decodes at
+    PSNR against ``exact=True`` is in docs/speed.md); ``exact=True`` always decodes at
     full size and gives the same pixels as ``PIL.Image.crop`` + ``resize``.
 
     Grey-scale images are resized before their channels are replicated (the same pixels,

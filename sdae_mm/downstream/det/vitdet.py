@@ -22,6 +22,7 @@ from mmengine.model.weight_init import trunc_normal_
 from mmpretrain.models.backbones.vision_transformer import VisionTransformer
 from mmpretrain.models.utils import resize_pos_embed, to_2tuple
 
+from ...engine.optimizers.layer_decay_constructor import vit_layer_id
 from .attention import ViTDetLayer
 from .checkpoint import load_converted_backbone
 
@@ -200,14 +201,6 @@ class ViTDet(BaseModule):
         return (x.permute(0, 3, 1, 2).contiguous(), )
 
     def get_layer_depth(self, param_name: str, prefix: str = '') -> Tuple[int, int]:
-        """Layer-wise depth of a parameter (mmpretrain convention): embeddings 0, block i
-        i + 1, anything else ``num_layers + 1``; returns (depth, num_layers + 2)."""
-        num_layers = self.num_layers + 2
-        if not param_name.startswith(prefix):
-            return num_layers - 1, num_layers
-        name = param_name[len(prefix):]
-        if name == 'pos_embed' or name.startswith('patch_embed'):
-            return 0, num_layers
-        if name.startswith('layers.'):
-            return int(name.split('.')[1]) + 1, num_layers
-        return num_layers - 1, num_layers
+        """Layer-wise depth of a parameter (mmpretrain convention), by the layer-decay
+        constructor's rule (:func:`vit_layer_id`); returns (depth, num_layers + 2)."""
+        return vit_layer_id(param_name, prefix, self.num_layers), self.num_layers + 2

@@ -2,15 +2,13 @@
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
-from sdae_mm.datasets.demo_data import SEG_METAINFO
-
 
 @DATASETS.register_module()
 class DigitScenesDataset(BaseSegDataset):
     """Semantic segmentation on the embedded demo scenes (2-4 digits per 128x128 canvas).
 
     Layout (built by ``tools/prepare_demo_data.py``; see
-    :mod:`sdae_mm.datasets.demo_data`)::
+    ``tools/dataset_converters/demo_data.py``)::
 
         data/demo/scenes/img_dir/{train,val}/<id>.png   RGB images
         data/demo/scenes/ann_dir/{train,val}/<id>.png   uint8 maps, 0 = background,
@@ -26,8 +24,11 @@ class DigitScenesDataset(BaseSegDataset):
         **kwargs: Other arguments of :class:`mmseg.datasets.BaseSegDataset`.
     """
 
-    METAINFO = dict(classes=SEG_METAINFO['classes'],
-                    palette=[list(c) for c in SEG_METAINFO['palette']])
+    METAINFO = dict(
+        classes=('background', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9'),
+        palette=[[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200],
+                 [245, 130, 48], [145, 30, 180], [70, 240, 240], [240, 50, 230],
+                 [210, 245, 60], [250, 190, 212]])
 
     def __init__(self, img_suffix='.png', seg_map_suffix='.png', reduce_zero_label=False,
                  **kwargs):

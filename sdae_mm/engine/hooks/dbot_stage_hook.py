@@ -3,8 +3,8 @@ from typing import Sequence
 
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
+from mmpretrain.utils import get_ori_model
 
 
 @HOOKS.register_module()
@@ -46,7 +46,7 @@ class DBOTStageHook(Hook):
 
     @staticmethod
     def _model(runner):
-        return runner.model.module if is_model_wrapper(runner.model) else runner.model
+        return get_ori_model(runner.model)
 
     def _switch_epochs(self, max_epochs: int):
         return [e for e in self.stage_epochs[1:] if e < max_epochs]

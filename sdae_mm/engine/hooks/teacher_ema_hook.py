@@ -3,8 +3,8 @@ from typing import Optional
 
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
+from mmpretrain.utils import get_ori_model
 
 from ...models.utils import cosine_momentum
 
@@ -92,7 +92,7 @@ class TeacherEMAHook(Hook):
                                self.warmup_momentum)
 
     def _update(self, runner, momentum: float) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = get_ori_model(runner.model)
         model.update_teacher(momentum)
         self.num_updates += 1
         self.last_momentum = momentum

@@ -1,2 +1,4 @@
-from .layer_decay_constructor import ViTLayerDecayOptimWrapperConstructor  # noqa: F401
-from .trainable_constructor import TrainableOptimWrapperConstructor  # noqa: F401,E402
+from .layer_decay_constructor import ViTLayerDecayOptimWrapperConstructor
+from .trainable_constructor import TrainableOptimWrapperConstructor
+
+__all__ = ['ViTLayerDecayOptimWrapperConstructor', 'TrainableOptimWrapperConstructor']

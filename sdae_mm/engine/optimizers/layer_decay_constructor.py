@@ -44,6 +44,29 @@ _KNOWN_KEYS = ('layer_decay_rate', 'num_layers', 'custom_keys', 'backbone_prefix
                'no_decay_rule') + _ZERO_ONLY_KEYS
 
 
+def vit_layer_id(name: str, prefix: str, num_layers: int) -> int:
+    """Layer of parameter ``name`` (full name) in a ViT of ``num_layers`` blocks: the one
+    rule of every model (constructor, ViTDet's ``get_layer_depth``).
+
+    Args:
+        name (str): The parameter's full name in the model.
+        prefix (str): Name prefix of the ViT (``'backbone.'`` or ``''``).
+        num_layers (int): Number of blocks ``N``.
+
+    Returns:
+        int: 0 for embeddings, ``i + 1`` for block ``i``, ``N + 1`` otherwise.
+    """
+    if not name.startswith(prefix):
+        return num_layers + 1
+    rel = name[len(prefix):]
+    if _EMBED_RE.match(rel):
+        return 0
+    block = _BLOCK_RE.match(rel)
+    if block:
+        return int(block.group(2)) + 1
+    return num_layers + 1
+
+
 def _is_norm(module: nn.Module) -> bool:
     return isinstance(module, _NORM_TYPES) or 'Norm' in type(module).__name__
 
@@ -223,25 +246,8 @@ class ViTLayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         return 'backbone.' if isinstance(children.get('backbone'), nn.Module) else ''
 
     def get_layer_id(self, name: str, prefix: str, num_layers: int) -> int:
-        """Layer of parameter ``name`` (full name) for a ViT of ``num_layers`` blocks.
-
-        Args:
-            name (str): The parameter's full name in the model.
-            prefix (str): Name prefix of the ViT (``'backbone.'`` or ``''``).
-            num_layers (int): Number of blocks ``N``.
-
-        Returns:
-            int: 0 for embeddings, ``i + 1`` for block ``i``, ``N + 1`` otherwise.
-        """
-        if not name.startswith(prefix):
-            return num_layers + 1
-        rel = name[len(prefix):]
-        if _EMBED_RE.match(rel):
-            return 0
-        block = _BLOCK_RE.match(rel)
-        if block:
-            return int(block.group(2)) + 1
-        return num_layers + 1
+        """Layer of parameter ``name``: :func:`vit_layer_id`."""
+        return vit_layer_id(name, prefix, num_layers)
 
     def no_weight_decay(self, name: str, param: nn.Parameter, module: nn.Module) -> bool:
         """Whether the configured no-decay rule exempts a parameter from weight decay.

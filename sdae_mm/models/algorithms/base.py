@@ -188,8 +188,9 @@ class TeacherStudentSelfSupervisor(BaseSelfSupervisor):
     # ------------------------------------------------------------------ data
     @staticmethod
     def mask_from_samples(data_samples: List[DataSample],
-                          device: torch.device) -> Tuple[torch.Tensor, int]:
-        """``ids_shuffle`` (B, L) and the number of visible patches from the samples."""
+                          device: torch.device) -> Tuple[torch.Tensor, int, torch.Tensor]:
+        """The samples' masks: ``ids_shuffle`` (B, L), the number of visible patches and
+        ``mask`` (B, L) float, 1 = masked, checked against the permutation."""
         try:
             ids = [torch.as_tensor(ds.ids_shuffle) for ds in data_samples]
             masks = [torch.as_tensor(ds.mask) for ds in data_samples]
@@ -200,22 +201,33 @@ class TeacherStudentSelfSupervisor(BaseSelfSupervisor):
         num_visible = {int(m.numel() - m.sum()) for m in masks}
         if len(num_visible) != 1:
             raise ValueError(f'samples of one batch have different visible counts: {num_visible}')
-        return torch.stack(ids).to(device=device, dtype=torch.long), num_visible.pop()
+        ids_shuffle = torch.stack(ids).to(device=device, dtype=torch.long)
+        mask = torch.stack(masks).to(device=device, dtype=torch.float32)
+        num_visible = num_visible.pop()
+        if mask.gather(1, ids_shuffle[:, :num_visible]).any():
+            raise ValueError('the samples\' mask marks patches as masked that ids_shuffle puts '
+                             'among the visible ones: mask and ids_shuffle disagree')
+        return ids_shuffle, num_visible, mask
 
     # ------------------------------------------------------------- training
     def parse_losses(self, losses: Dict[str, torch.Tensor]):
         """mmengine's loss parsing, plus a stop on a non-finite loss.
 
-        Raised before the optimizer step, so no parameter or checkpoint sees the bad value.
+        Raised before the optimizer step, so no parameter or checkpoint sees the bad value;
+        the message names the last checkpoint saved while the run was healthy
+        (:class:`DivergenceGuardHook` records it).
         """
         loss, log_vars = super().parse_losses(losses)
         if not torch.isfinite(loss).item():
             hub = MessageHub.get_current_instance()
             terms = ', '.join(f'{k}={float(v):.6g}' for k, v in log_vars.items())
+            safe = hub.get_info('last_safe_checkpoint')
             raise FloatingPointError(
                 f'non-finite loss at iteration {hub.get_info("iter", "?")} '
-                f'(epoch {hub.get_info("epoch", "?")}): {terms}; training stopped, the last '
-                'saved checkpoint is intact')
+                f'(epoch {hub.get_info("epoch", "?")}): {terms}; training stopped before the '
+                'optimizer step. ' + (f'The last checkpoint safe to resume from is {safe}.'
+                                      if safe else 'No checkpoint was recorded as safe '
+                                      '(DivergenceGuardHook, added by tools/train.py).'))
         return loss, log_vars
 
     def extract_feat(self, inputs: torch.Tensor, **kwargs):

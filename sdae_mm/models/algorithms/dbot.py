@@ -133,17 +133,15 @@ class DBOT(TeacherStudentSelfSupervisor):
         Returns:
             dict[str, Tensor]: ``{'loss': ...}``.
         """
-        ids_shuffle, num_visible = self.mask_from_samples(data_samples, inputs.device)
+        ids_shuffle, num_visible, mask = self.mask_from_samples(data_samples, inputs.device)
         ids_restore = torch.argsort(ids_shuffle, dim=1)
-        B, L = ids_shuffle.shape
+        B = ids_shuffle.shape[0]
 
         latent = self.backbone.forward_masked(inputs, ids_shuffle[:, :num_visible])
         pred = self.neck(latent, ids_restore, keep_cls=True)  # (B, 1 + L, C)
         with torch.no_grad():
             target = self.teacher_forward(inputs)
 
-        mask = torch.ones(B, L, device=inputs.device)
-        mask.scatter_(1, ids_shuffle[:, :num_visible], 0.)
         mask = torch.cat((torch.full((B, 1), float(self.loss_on_cls), device=mask.device),
                           mask), dim=1)
         return dict(loss=self.head.loss(pred, target, mask))

@@ -69,7 +69,7 @@ class RCMAE(TeacherStudentSelfSupervisor):
         Returns:
             dict[str, Tensor]: ``loss_rec`` (MAE) and ``loss_rc`` (gamma x consistency).
         """
-        ids_shuffle, num_visible = self.mask_from_samples(data_samples, inputs.device)
+        ids_shuffle, num_visible, mask = self.mask_from_samples(data_samples, inputs.device)
         ids_restore = torch.argsort(ids_shuffle, dim=1)
         ids_keep = ids_shuffle[:, :num_visible]
 
@@ -77,6 +77,4 @@ class RCMAE(TeacherStudentSelfSupervisor):
         with torch.no_grad():
             teacher_pred = self.teacher_forward(inputs, ids_keep, ids_restore)
 
-        mask = torch.ones(ids_shuffle.shape, device=inputs.device)
-        mask.scatter_(1, ids_keep, 0.)
         return self.head.loss(pred, inputs, mask, teacher_pred)

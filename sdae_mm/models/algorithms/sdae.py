@@ -77,7 +77,7 @@ class SdAE(TeacherStudentSelfSupervisor):
         Returns:
             dict[str, Tensor]: ``{'loss': ...}``.
         """
-        ids_shuffle, num_visible = self.mask_from_samples(data_samples, inputs.device)
+        ids_shuffle, num_visible, _ = self.mask_from_samples(data_samples, inputs.device)
         num_teacher = self.teacher_token_count(ids_shuffle.shape[1] - num_visible)
         ids_restore = torch.argsort(ids_shuffle, dim=1)
         ids_teacher = ids_shuffle[:, num_visible:num_visible + num_teacher]

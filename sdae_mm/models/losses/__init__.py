@@ -1,6 +1,4 @@
 from .cosine import CosineDistanceLoss
+from .smooth_l1 import MaskedSmoothL1Loss
 
-__all__ = ['CosineDistanceLoss']
-from .smooth_l1 import MaskedSmoothL1Loss  # noqa: E402
-
-__all__ += ['MaskedSmoothL1Loss']
+__all__ = ['CosineDistanceLoss', 'MaskedSmoothL1Loss']

@@ -107,6 +107,7 @@ def test_hook_rejects_bad_settings(kwargs, match):
 
 def test_ema_arithmetic_matches_official_update():
     from mmpretrain.registry import MODELS
+
     from tests.helpers.models import tiny_sdae_cfg
     model = MODELS.build(tiny_sdae_cfg())
     model.init_weights()

@@ -50,8 +50,8 @@ def check_group_invariants(model, by_param, groups):
 
 # --------------------------------------------------------------------- registry
 def test_registered_once_and_visible_from_every_scope():
-    from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as ROOT
     from mmdet.registry import OPTIM_WRAPPER_CONSTRUCTORS as DET
+    from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as ROOT
     from mmpretrain.registry import OPTIM_WRAPPER_CONSTRUCTORS as PRETRAIN
     from mmseg.registry import OPTIM_WRAPPER_CONSTRUCTORS as SEG
 
@@ -136,8 +136,7 @@ def test_vit_b_classifier_matches_timm_param_groups_layer_decay():
 
 # --------------------------------------------------------------------- mmseg
 def test_mmseg_encoder_decoder_mae_upernet():
-    from mmseg.engine.optimizers.layer_decay_optimizer_constructor import \
-        get_layer_id_for_vit
+    from mmseg.engine.optimizers.layer_decay_optimizer_constructor import get_layer_id_for_vit
     from mmseg.registry import MODELS
     num_layers = 4
     cfg = dict(
@@ -174,8 +173,8 @@ def test_mmseg_encoder_decoder_mae_upernet():
 
 # --------------------------------------------------------------------- mmdet
 def _tiny_mask_rcnn_cfg():
-    from mmengine.config import Config
     import mmdet
+    from mmengine.config import Config
     base = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', '_base_', 'models',
                     'mask-rcnn_r50_fpn.py')
     cfg = Config.fromfile(base).model

@@ -2,21 +2,19 @@ import copy
 import json
 import math
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.config import Config
-from mmengine.runner import Runner
 from mmpretrain.registry import MODELS
 
 from sdae_mm.models.utils import sincos_pos_embed
-from tests.helpers.hooks import RecordLossHook
-from tests.helpers.models import mask_samples
+from tests.helpers.models import TINY_ARCH, mask_samples
+from tests.helpers.reference import layer_norm, patch_embed, vit_block
+from tests.helpers.runs import run_recording_losses as _run
+from tests.helpers.runs import small_demo_cfg, train_tool
 
-TINY_ARCH = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64)
 DEMO_CFG = 'configs/demo/dbot_vit-demo-p8_1xb64-2stage-40e_digits.py'
 RECIPE = 'configs/dbot/dbot_vit-base-p16_32xb128-amp-coslr-1600e_in1k.py'
 
@@ -52,35 +50,12 @@ def _build(**kwargs):
 # A direct re-implementation of the official dBOT equations (models_mae.py: random_masking
 # fed a fixed permutation, forward_encoder, forward_decoder, forward_teacher, forward_loss),
 # written with plain tensor ops over the state dict; it shares no code with the model.
-def _ln(x, sd, name):
-    return F.layer_norm(x, x.shape[-1:], sd[f'{name}.weight'], sd[f'{name}.bias'], eps=1e-6)
-
-
-def _block(x, sd, p, heads):
-    B, N, C = x.shape
-    h = _ln(x, sd, f'{p}ln1')
-    qkv = (h @ sd[f'{p}attn.qkv.weight'].T + sd[f'{p}attn.qkv.bias'])
-    q, k, v = qkv.reshape(B, N, 3, heads, C // heads).permute(2, 0, 3, 1, 4)
-    attn = ((q @ k.transpose(-2, -1)) * (C // heads)**-0.5).softmax(dim=-1)
-    x = x + (attn @ v).transpose(1, 2).reshape(B, N, C) @ sd[f'{p}attn.proj.weight'].T \
-        + sd[f'{p}attn.proj.bias']
-    h = F.gelu(_ln(x, sd, f'{p}ln2') @ sd[f'{p}ffn.layers.0.0.weight'].T
-               + sd[f'{p}ffn.layers.0.0.bias'])
-    return x + h @ sd[f'{p}ffn.layers.1.weight'].T + sd[f'{p}ffn.layers.1.bias']
-
-
-def _patchify_embed(imgs, sd, p):
-    w = sd[f'{p}patch_embed.projection.weight']
-    x = F.conv2d(imgs, w, sd[f'{p}patch_embed.projection.bias'], stride=w.shape[-1])
-    return x.flatten(2).transpose(1, 2)
-
-
 def official_dbot_loss(model, imgs, ids_shuffle, mask_ratio, teacher_depth, tlayernorm,
                        heads=2, dec_heads=2):
     sd = {k: v.detach() for k, v in model.state_dict().items()}
     N, L = ids_shuffle.shape
     # forward_encoder
-    x = _patchify_embed(imgs, sd, 'backbone.') + sd['backbone.pos_embed'][:, 1:, :]
+    x = patch_embed(imgs, sd, 'backbone.') + sd['backbone.pos_embed'][:, 1:, :]
     len_keep = int(L * (1 - mask_ratio))
     ids_restore = torch.argsort(ids_shuffle, dim=1)
     ids_keep = ids_shuffle[:, :len_keep]
@@ -91,8 +66,8 @@ def official_dbot_loss(model, imgs, ids_shuffle, mask_ratio, teacher_depth, tlay
     cls = sd['backbone.cls_token'] + sd['backbone.pos_embed'][:, :1, :]
     x = torch.cat((cls.expand(N, -1, -1), x), dim=1)
     for i in range(len(model.backbone.layers)):
-        x = _block(x, sd, f'backbone.layers.{i}.', heads)
-    x = _ln(x, sd, 'backbone.ln1')
+        x = vit_block(x, sd, f'backbone.layers.{i}.', heads)
+    x = layer_norm(x, sd, 'backbone.ln1')
     mask = torch.cat([torch.ones(N, 1, dtype=mask.dtype), mask], dim=1)
     # forward_decoder (the cls position is kept)
     x = x @ sd['neck.decoder_embed.weight'].T + sd['neck.decoder_embed.bias']
@@ -101,17 +76,17 @@ def official_dbot_loss(model, imgs, ids_shuffle, mask_ratio, teacher_depth, tlay
     x_ = torch.gather(x_, dim=1, index=ids_restore.unsqueeze(-1).repeat(1, 1, x.shape[2]))
     x = torch.cat([x[:, :1, :], x_], dim=1) + sd['neck.decoder_pos_embed']
     for i in range(len(model.neck.decoder_blocks)):
-        x = _block(x, sd, f'neck.decoder_blocks.{i}.', dec_heads)
-    x = _ln(x, sd, 'neck.decoder_norm')
+        x = vit_block(x, sd, f'neck.decoder_blocks.{i}.', dec_heads)
+    x = layer_norm(x, sd, 'neck.decoder_norm')
     pred = x @ sd['neck.decoder_pred.weight'].T + sd['neck.decoder_pred.bias']
     # forward_teacher on the whole image, `teacher_depth` blocks, norm only if tlayernorm
-    t = _patchify_embed(imgs, sd, 'teacher.') + sd['teacher.pos_embed'][:, 1:, :]
+    t = patch_embed(imgs, sd, 'teacher.') + sd['teacher.pos_embed'][:, 1:, :]
     cls = sd['teacher.cls_token'] + sd['teacher.pos_embed'][:, :1, :]
     t = torch.cat((cls.expand(N, -1, -1), t), dim=1)
     for i in range(teacher_depth):
-        t = _block(t, sd, f'teacher.layers.{i}.', heads)
+        t = vit_block(t, sd, f'teacher.layers.{i}.', heads)
     if tlayernorm:
-        t = _ln(t, sd, 'teacher.ln1')
+        t = layer_norm(t, sd, 'teacher.ln1')
     # forward_loss with norm_feature_loss
     mean1 = t.mean(dim=-1, keepdim=True)
     var1 = t.var(dim=-1, keepdim=True)
@@ -234,34 +209,13 @@ def test_bad_teacher_depths_are_rejected():
 
 # ---------------------------------------------------------------------- runner / recipes
 def _demo_cfg(repo_root, demo_data, work_dir, max_epochs, stage_epochs=(0, 2, 4)):
-    cfg = Config.fromfile(osp.join(repo_root, DEMO_CFG))
-    cfg.work_dir = str(work_dir)
-    cfg.train_dataloader.dataset.data_root = osp.join(demo_data, 'cls')
-    cfg.train_dataloader.dataset.indices = 8  # one iteration of 8 images per epoch
-    cfg.train_dataloader.batch_size = 8
-    cfg.train_dataloader.num_workers = 0
-    cfg.train_dataloader.persistent_workers = False
-    cfg.train_cfg.max_epochs = max_epochs
+    # one iteration of 8 images per epoch
+    cfg = small_demo_cfg(repo_root, DEMO_CFG, demo_data, work_dir, max_epochs, images=8)
     cfg.param_scheduler[0].stage_epochs = list(stage_epochs)
     cfg.param_scheduler[0].warmup_epochs = 0.5
     cfg.custom_hooks[0].stage_epochs = list(stage_epochs)
     cfg.model.teacher_depths = (3, 6)
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1, save_last=True)
-    cfg.default_hooks.logger.interval = 1
-    cfg.log_level = 'WARNING'
     return cfg
-
-
-def _run(cfg, resume_from=None):
-    recorder = RecordLossHook()
-    cfg = copy.deepcopy(cfg)
-    if resume_from:
-        cfg.resume = True
-        cfg.load_from = resume_from
-    runner = Runner.from_cfg(cfg)
-    runner.register_hook(recorder)
-    runner.train()
-    return runner, recorder.losses
 
 
 def test_resume_mid_stage_gives_same_next_losses_and_teacher(repo_root, demo_data, tmp_path):
@@ -298,15 +252,9 @@ def test_resume_with_other_stage_schedule_is_rejected(repo_root, demo_data, tmp_
 def test_demo_config_trains_through_tools_train(repo_root, demo_data, tmp_path):
     """Two epochs with a stage switch after the first, through tools/train.py."""
     work_dir = tmp_path / 'work'
-    cmd = [sys.executable, osp.join(repo_root, 'tools/train.py'), osp.join(repo_root, DEMO_CFG),
-           '--work-dir', str(work_dir), '--cfg-options',
-           f'train_dataloader.dataset.data_root={osp.join(demo_data, "cls")}',
-           'train_dataloader.dataset.indices=16', 'train_dataloader.batch_size=8',
-           'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
-           'train_cfg.max_epochs=2', 'param_scheduler.0.stage_epochs=[0,1,2]',
-           'param_scheduler.0.warmup_epochs=0', 'custom_hooks.0.stage_epochs=[0,1,2]',
-           'default_hooks.logger.interval=1', 'default_hooks.checkpoint.interval=1']
-    proc = subprocess.run(cmd, cwd=repo_root, capture_output=True, text=True, timeout=600)
+    proc = train_tool(repo_root, DEMO_CFG, demo_data, work_dir,
+                      'param_scheduler.0.stage_epochs=[0,1,2]',
+                      'param_scheduler.0.warmup_epochs=0', 'custom_hooks.0.stage_epochs=[0,1,2]')
     assert proc.returncode == 0, proc.stderr[-3000:]
     ckpt = torch.load(work_dir / 'epoch_2.pth', map_location='cpu', weights_only=False)
     sd = ckpt['state_dict']

@@ -3,8 +3,6 @@ import copy
 import json
 import math
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -12,9 +10,9 @@ from mmengine.config import Config
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from tests.helpers.models import mask_samples
+from tests.helpers.models import TINY_ARCH, mask_samples
+from tests.helpers.runs import train_tool
 
-TINY_ARCH = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64)
 DEMO_CFG = 'configs/demo/mae_vit-demo-p8_1xb64-40e_digits.py'
 RECIPE = 'configs/mae/mae_vit-base-p16_8xb512-amp-coslr-1600e_in1k.py'
 
@@ -74,14 +72,7 @@ def test_demo_config_shares_inputs_with_the_other_demos(repo_root):
 
 def test_demo_config_trains_through_tools_train(repo_root, demo_data, tmp_path):
     work_dir = tmp_path / 'work'
-    cmd = [sys.executable, osp.join(repo_root, 'tools/train.py'), osp.join(repo_root, DEMO_CFG),
-           '--work-dir', str(work_dir), '--cfg-options',
-           f'train_dataloader.dataset.data_root={osp.join(demo_data, "cls")}',
-           'train_dataloader.dataset.indices=16', 'train_dataloader.batch_size=8',
-           'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
-           'train_cfg.max_epochs=2', 'default_hooks.logger.interval=1',
-           'default_hooks.checkpoint.interval=1']
-    proc = subprocess.run(cmd, cwd=repo_root, capture_output=True, text=True, timeout=600)
+    proc = train_tool(repo_root, DEMO_CFG, demo_data, work_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     sd1 = torch.load(work_dir / 'epoch_1.pth', map_location='cpu', weights_only=False)
     sd2 = torch.load(work_dir / 'epoch_2.pth', map_location='cpu', weights_only=False)

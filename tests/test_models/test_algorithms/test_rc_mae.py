@@ -2,8 +2,6 @@ import copy
 import json
 import math
 import os.path as osp
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -11,13 +9,13 @@ import torch
 import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.hooks import Hook
-from mmengine.runner import Runner
 from mmpretrain.registry import MODELS
 
-from tests.helpers.hooks import RecordLossHook
-from tests.helpers.models import mask_samples
+from tests.helpers.models import TINY_ARCH, mask_samples
+from tests.helpers.reference import layer_norm, vit_block
+from tests.helpers.runs import run_recording_losses as _run
+from tests.helpers.runs import small_demo_cfg, train_tool
 
-TINY_ARCH = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64)
 DEMO_CFG = 'configs/demo/rc_mae_vit-demo-p8_1xb64-40e_digits.py'
 RECIPE = 'configs/rc_mae/rc_mae_vit-base-p16_8xb256-accum2-amp-coslr-1600e_in1k.py'
 
@@ -55,23 +53,6 @@ def _perturb(module, scale=0.05):
 # with a given ids_shuffle, forward_encoder, forward_decoder, patchify, forward_loss;
 # engine_pretrain.py: the consistency term and gamma), written with plain tensor ops over
 # the state dict; it shares no code with the model.
-def _ln(x, sd, name):
-    return F.layer_norm(x, x.shape[-1:], sd[f'{name}.weight'], sd[f'{name}.bias'], eps=1e-6)
-
-
-def _block(x, sd, p, heads):
-    B, N, C = x.shape
-    h = _ln(x, sd, f'{p}ln1')
-    qkv = (h @ sd[f'{p}attn.qkv.weight'].T + sd[f'{p}attn.qkv.bias'])
-    q, k, v = qkv.reshape(B, N, 3, heads, C // heads).permute(2, 0, 3, 1, 4)
-    attn = ((q @ k.transpose(-2, -1)) * (C // heads)**-0.5).softmax(dim=-1)
-    x = x + (attn @ v).transpose(1, 2).reshape(B, N, C) @ sd[f'{p}attn.proj.weight'].T \
-        + sd[f'{p}attn.proj.bias']
-    h = F.gelu(_ln(x, sd, f'{p}ln2') @ sd[f'{p}ffn.layers.0.0.weight'].T
-               + sd[f'{p}ffn.layers.0.0.bias'])
-    return x + h @ sd[f'{p}ffn.layers.1.weight'].T + sd[f'{p}ffn.layers.1.bias']
-
-
 def _official_mae_forward(imgs, ids_shuffle, sd, enc, dec, mask_ratio, depth, dec_depth,
                           heads=2, dec_heads=2):
     N, L = ids_shuffle.shape
@@ -88,16 +69,16 @@ def _official_mae_forward(imgs, ids_shuffle, sd, enc, dec, mask_ratio, depth, de
     cls = sd[f'{enc}cls_token'] + sd[f'{enc}pos_embed'][:, :1, :]
     x = torch.cat((cls.expand(N, -1, -1), x), dim=1)
     for i in range(depth):
-        x = _block(x, sd, f'{enc}layers.{i}.', heads)
-    x = _ln(x, sd, f'{enc}ln1')
+        x = vit_block(x, sd, f'{enc}layers.{i}.', heads)
+    x = layer_norm(x, sd, f'{enc}ln1')
     x = x @ sd[f'{dec}decoder_embed.weight'].T + sd[f'{dec}decoder_embed.bias']
     mask_tokens = sd[f'{dec}mask_token'].repeat(N, ids_restore.shape[1] + 1 - x.shape[1], 1)
     x_ = torch.cat([x[:, 1:, :], mask_tokens], dim=1)
     x_ = torch.gather(x_, dim=1, index=ids_restore.unsqueeze(-1).repeat(1, 1, x.shape[2]))
     x = torch.cat([x[:, :1, :], x_], dim=1) + sd[f'{dec}decoder_pos_embed']
     for i in range(dec_depth):
-        x = _block(x, sd, f'{dec}decoder_blocks.{i}.', dec_heads)
-    x = _ln(x, sd, f'{dec}decoder_norm')
+        x = vit_block(x, sd, f'{dec}decoder_blocks.{i}.', dec_heads)
+    x = layer_norm(x, sd, f'{dec}decoder_norm')
     x = x @ sd[f'{dec}decoder_pred.weight'].T + sd[f'{dec}decoder_pred.bias']
     return x[:, 1:, :], mask
 
@@ -220,38 +201,14 @@ class _RecordEMA(Hook):
 
 
 def _demo_cfg(repo_root, demo_data, work_dir, max_epochs, schedule_unit='iter'):
-    cfg = Config.fromfile(osp.join(repo_root, DEMO_CFG))
-    cfg.work_dir = str(work_dir)
-    cfg.train_dataloader.dataset.data_root = osp.join(demo_data, 'cls')
-    cfg.train_dataloader.dataset.indices = 16
-    cfg.train_dataloader.batch_size = 8
-    cfg.train_dataloader.num_workers = 0
-    cfg.train_dataloader.persistent_workers = False
-    cfg.train_cfg.max_epochs = max_epochs
+    cfg = small_demo_cfg(repo_root, DEMO_CFG, demo_data, work_dir, max_epochs)
     cfg.param_scheduler[0].end = 1
     cfg.param_scheduler[1].begin = 1
     cfg.param_scheduler[1].T_max = 2
     cfg.param_scheduler[1].end = 3
     cfg.custom_hooks[0].schedule_unit = schedule_unit
     cfg.custom_hooks[0].momentum = 0.9  # far from 1, so that the test sees the teacher move
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1, save_last=True)
-    cfg.default_hooks.logger.interval = 1
-    cfg.log_level = 'WARNING'
     return cfg
-
-
-def _run(cfg, resume_from=None, hooks=()):
-    recorder = RecordLossHook()
-    cfg = copy.deepcopy(cfg)
-    if resume_from:
-        cfg.resume = True
-        cfg.load_from = resume_from
-    runner = Runner.from_cfg(cfg)
-    runner.register_hook(recorder)
-    for hook in hooks:
-        runner.register_hook(hook)
-    runner.train()
-    return runner, recorder.losses
 
 
 @pytest.mark.parametrize('schedule_unit', ['iter', 'epoch_step'])
@@ -304,14 +261,7 @@ def test_resume_mid_run_gives_same_next_losses_and_teacher(repo_root, demo_data,
 
 def test_demo_config_trains_through_tools_train(repo_root, demo_data, tmp_path):
     work_dir = tmp_path / 'work'
-    cmd = [sys.executable, osp.join(repo_root, 'tools/train.py'), osp.join(repo_root, DEMO_CFG),
-           '--work-dir', str(work_dir), '--cfg-options',
-           f'train_dataloader.dataset.data_root={osp.join(demo_data, "cls")}',
-           'train_dataloader.dataset.indices=16', 'train_dataloader.batch_size=8',
-           'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
-           'train_cfg.max_epochs=2', 'default_hooks.logger.interval=1',
-           'default_hooks.checkpoint.interval=1']
-    proc = subprocess.run(cmd, cwd=repo_root, capture_output=True, text=True, timeout=600)
+    proc = train_tool(repo_root, DEMO_CFG, demo_data, work_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     sd = torch.load(work_dir / 'epoch_2.pth', map_location='cpu', weights_only=False)['state_dict']
     # the teacher moved away from the student it started as, but stays close to it

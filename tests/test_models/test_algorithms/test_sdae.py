@@ -7,6 +7,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from tests.helpers.models import mask_samples, tiny_sdae_cfg
+from tests.helpers.reference import layer_norm, patch_embed, vit_block
 
 
 def _build(**kwargs):
@@ -22,36 +23,12 @@ def _build(**kwargs):
 # A direct re-implementation of the official SdAE training loop's equations
 # (models_mae.py, models_teacher.py, engine_pretrain.py), written with plain tensor ops over
 # the state dicts, so that it shares no code with the implementation under test.
-def _block(x, sd, p, heads):
-    def ln(t, name):
-        return F.layer_norm(t, t.shape[-1:], sd[f'{p}{name}.weight'], sd[f'{p}{name}.bias'],
-                            eps=1e-6)
-
-    B, N, C = x.shape
-    h = ln(x, 'ln1')
-    qkv = h @ sd[f'{p}attn.qkv.weight'].T + sd[f'{p}attn.qkv.bias']
-    qkv = qkv.reshape(B, N, 3, heads, C // heads).permute(2, 0, 3, 1, 4)
-    q, k, v = qkv[0], qkv[1], qkv[2]
-    attn = (q @ k.transpose(-2, -1)) * (C // heads)**-0.5
-    h = (attn.softmax(dim=-1) @ v).transpose(1, 2).reshape(B, N, C)
-    x = x + h @ sd[f'{p}attn.proj.weight'].T + sd[f'{p}attn.proj.bias']
-    h = ln(x, 'ln2')
-    h = F.gelu(h @ sd[f'{p}ffn.layers.0.0.weight'].T + sd[f'{p}ffn.layers.0.0.bias'])
-    return x + h @ sd[f'{p}ffn.layers.1.weight'].T + sd[f'{p}ffn.layers.1.bias']
-
-
-def _patch_embed(imgs, sd, p):
-    return F.conv2d(imgs, sd[f'{p}patch_embed.projection.weight'],
-                    sd[f'{p}patch_embed.projection.bias'],
-                    stride=sd[f'{p}patch_embed.projection.weight'].shape[-1]).flatten(2).transpose(1, 2)
-
-
 def official_sdae_loss(model, imgs, ids_shuffle, mask_ratio, shrink_num, ncrop_loss, heads):
     sd = {k: v.detach() for k, v in model.state_dict().items()}
     N, L = ids_shuffle.shape
     nlayers = len(model.backbone.layers)
     # --- student encoder (forward_encoder with random_masking fed a fixed permutation)
-    x = _patch_embed(imgs, sd, 'backbone.')
+    x = patch_embed(imgs, sd, 'backbone.')
     x = x + sd['backbone.pos_embed'][:, 1:, :]
     len_keep = int(L * (1 - mask_ratio))
     ids_restore = torch.argsort(ids_shuffle, dim=1)
@@ -62,8 +39,8 @@ def official_sdae_loss(model, imgs, ids_shuffle, mask_ratio, shrink_num, ncrop_l
     cls = sd['backbone.cls_token'] + sd['backbone.pos_embed'][:, :1, :]
     x = torch.cat((cls.expand(N, -1, -1), x), dim=1)
     for i in range(nlayers):
-        x = _block(x, sd, f'backbone.layers.{i}.', heads)
-    x = F.layer_norm(x, x.shape[-1:], sd['backbone.ln1.weight'], sd['backbone.ln1.bias'], 1e-6)
+        x = vit_block(x, sd, f'backbone.layers.{i}.', heads)
+    x = layer_norm(x, sd, 'backbone.ln1')
     # --- decoder (forward_decoder)
     x = x @ sd['neck.decoder_embed.weight'].T + sd['neck.decoder_embed.bias']
     mask_tokens = sd['neck.mask_token'].repeat(N, ids_restore.shape[1] + 1 - x.shape[1], 1)
@@ -71,11 +48,12 @@ def official_sdae_loss(model, imgs, ids_shuffle, mask_ratio, shrink_num, ncrop_l
     x_ = torch.gather(x_, dim=1, index=ids_restore.unsqueeze(-1).repeat(1, 1, x.shape[2]))
     x = torch.cat([x[:, :1, :], x_], dim=1) + sd['neck.decoder_pos_embed']
     for i in range(len(model.neck.decoder_blocks)):
-        x = _block(x, sd, f'neck.decoder_blocks.{i}.', model.neck.decoder_blocks[i].attn.num_heads)
-    x = F.layer_norm(x, x.shape[-1:], sd['neck.decoder_norm.weight'], sd['neck.decoder_norm.bias'], 1e-6)
+        x = vit_block(x, sd, f'neck.decoder_blocks.{i}.',
+                      model.neck.decoder_blocks[i].attn.num_heads)
+    x = layer_norm(x, sd, 'neck.decoder_norm')
     outputs = (x @ sd['neck.decoder_pred.weight'].T + sd['neck.decoder_pred.bias'])[:, 1:, :]
     # --- teacher (forward_teachers with shrink_num and ncrop_loss)
-    t = _patch_embed(imgs, sd, 'teacher.')
+    t = patch_embed(imgs, sd, 'teacher.')
     ids_t = ids_unkeep[:, :shrink_num]
     t = t + sd['teacher.pos_embed'][:, 1:, :]
     t = torch.gather(t, dim=1, index=ids_t.unsqueeze(-1).repeat(1, 1, t.shape[2]))
@@ -83,8 +61,8 @@ def official_sdae_loss(model, imgs, ids_shuffle, mask_ratio, shrink_num, ncrop_l
     cls = sd['teacher.cls_token'] + sd['teacher.pos_embed'][:, :1, :]
     t = torch.cat((cls.expand(t.shape[0], -1, -1), t), dim=1)
     for i in range(nlayers):
-        t = _block(t, sd, f'teacher.layers.{i}.', heads)
-    t = F.layer_norm(t, t.shape[-1:], sd['teacher.ln1.weight'], sd['teacher.ln1.bias'], 1e-6)
+        t = vit_block(t, sd, f'teacher.layers.{i}.', heads)
+    t = layer_norm(t, sd, 'teacher.ln1')
     output_teacher = t[:, 1:, :]
     # --- engine_pretrain.py: normalise, gather, reshape, cosine
     mean = output_teacher.mean(dim=-1, keepdim=True)
@@ -178,7 +156,8 @@ def test_teacher_init_modes():
     model.init_weights()
     assert not torch.allclose(model.teacher.pos_embed, model.backbone.pos_embed)
     assert model.teacher.pos_embed.std().item() == pytest.approx(0.02, rel=0.3)
-    assert not model.teacher.training and not any(p.requires_grad for p in model.teacher.parameters())
+    assert not model.teacher.training
+    assert not any(p.requires_grad for p in model.teacher.parameters())
     model.train()
     assert model.backbone.training and not model.teacher.training
 

@@ -3,8 +3,8 @@
 # 1024x1024 crop with boxes recomputed from the cropped masks, empty instances removed.
 # The padding to 1024x1024 happens in the data preprocessor (zeros after normalisation).
 # Test: longest side 1024.
-dataset_type = 'CocoDataset'
-data_root = 'data/coco/'
+_base_ = 'mmdet::_base_/datasets/coco_instance.py'
+
 image_size = (1024, 1024)
 backend_args = None
 
@@ -32,37 +32,19 @@ test_pipeline = [
         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
 ]
 train_dataloader = dict(
+    _delete_=True,  # mmdet's has an AspectRatioBatchSampler, detectron2's LSJ loader not
     batch_size=4,
     num_workers=8,
     persistent_workers=True,
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
+        type={{_base_.dataset_type}},
+        data_root={{_base_.data_root}},
         ann_file='annotations/instances_train2017.json',
         data_prefix=dict(img='train2017/'),
         filter_cfg=dict(filter_empty_gt=True, min_size=32),
         pipeline=train_pipeline,
         backend_args=backend_args))
-val_dataloader = dict(
-    batch_size=1,
-    num_workers=2,
-    persistent_workers=True,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        ann_file='annotations/instances_val2017.json',
-        data_prefix=dict(img='val2017/'),
-        test_mode=True,
-        pipeline=test_pipeline,
-        backend_args=backend_args))
+# the rest (val/test loaders' settings, evaluators): mmdet's
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(
-    type='CocoMetric',
-    ann_file=data_root + 'annotations/instances_val2017.json',
-    metric=['bbox', 'segm'],
-    format_only=False,
-    backend_args=backend_args)
-test_evaluator = val_evaluator

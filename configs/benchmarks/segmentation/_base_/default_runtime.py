@@ -1,7 +1,7 @@
 # mmseg runtime for sdae-mm segmentation transfer (mmseg 1.2.2 configs/_base_/default_runtime.py
 # plus the sdae-mm imports that register SdMIMSegViT and the layer-decay constructor).
 default_scope = 'mmseg'
-custom_imports = dict(imports=['sdae_mm'], allow_failed_imports=False)
+custom_imports = dict(imports=['sdae_mm', 'sdae_mm.downstream.seg'], allow_failed_imports=False)
 
 env_cfg = dict(
     cudnn_benchmark=True,

@@ -24,12 +24,16 @@ cannot describe the hole of a 0, 6, 8 or 9) of the visible pixels of each digit;
 drawn later occlude earlier ones, which the placement keeps to a small fraction.
 
 The same seed gives byte-identical files (for the same numpy / Pillow / zlib versions).
+
+Nothing but the builder's own files is ever touched: it builds only into a missing or empty
+folder, or over its own earlier build, whose manifest lists exactly the files it wrote
+(written before the first image, so an interrupted build is recognised too); only those
+files are removed before a rebuild. Any other folder is an error naming it.
 """
 import colorsys
 import json
 import os
 import os.path as osp
-import shutil
 import time
 from typing import Dict, List, Optional, Tuple
 
@@ -347,11 +351,36 @@ def _count_files(folder: str, suffix: str = '.png') -> int:
     return sum(1 for f in os.listdir(folder) if f.endswith(suffix))
 
 
+def _abs_path(out_dir: str, rel: str) -> str:
+    """``out_dir/rel`` for a manifest entry, refusing paths that leave ``out_dir``."""
+    parts = rel.split('/') if isinstance(rel, str) else []
+    if not parts or rel.startswith('/') or any(p in ('', '.', '..') for p in parts):
+        raise ValueError(f'{osp.join(out_dir, MANIFEST)} lists {rel!r}, which is not a path '
+                         'inside the demo folder: the manifest is not the builder\'s')
+    return osp.join(out_dir, *parts)
+
+
+def planned_files(labels: np.ndarray, split_idx: Dict[str, np.ndarray],
+                  num_scenes: Dict[str, int]) -> List[str]:
+    """Every file a build writes, relative to its folder (``/``-separated), manifest aside."""
+    files = []
+    for split in SPLITS:
+        files += [f'cls/{split}/{DIGIT_CLASSES[labels[i]]}/{int(i):04d}.png'
+                  for i in split_idx[split]]
+    for split in SPLITS:
+        for k in range(num_scenes[split]):
+            files += [f'scenes/{sub}/{split}/{k:04d}.png' for sub in ('img_dir', 'ann_dir')]
+        files.append(f'scenes/annotations/instances_{split}.json')
+    return files
+
+
 def is_complete(out_dir: str, params: Optional[dict] = None) -> bool:
     """Whether ``out_dir`` holds a finished build (with ``params``, if given).
 
     A build is complete when its manifest has the current :data:`DEMO_DATA_VERSION`, the
-    same parameters, and every folder holds as many files as the manifest counts.
+    same parameters, its counts (written last), and every file it lists exists (a build
+    from before the manifest listed its files: every folder holds as many files as the
+    manifest counts).
     """
     manifest = read_manifest(out_dir)
     if manifest is None or manifest.get('version') != DEMO_DATA_VERSION:
@@ -360,6 +389,8 @@ def is_complete(out_dir: str, params: Optional[dict] = None) -> bool:
         return False
     try:
         cls, scenes = manifest['counts']['cls'], manifest['counts']['scenes']
+        if 'files' in manifest:
+            return all(osp.isfile(_abs_path(out_dir, f)) for f in manifest['files'])
         for split in SPLITS:
             for name, n in cls[split].items():
                 if _count_files(osp.join(out_dir, 'cls', split, name)) != n:
@@ -371,9 +402,54 @@ def is_complete(out_dir: str, params: Optional[dict] = None) -> bool:
             if not osp.isfile(
                     osp.join(out_dir, 'scenes', 'annotations', f'instances_{split}.json')):
                 return False
-    except (KeyError, TypeError, AttributeError):
+    except (KeyError, TypeError, AttributeError, ValueError):
         return False
     return True
+
+
+def previous_build(out_dir: str) -> Optional[dict]:
+    """The manifest of the builder's earlier build in ``out_dir``; None for a missing or
+    empty folder.
+
+    Raises:
+        FileExistsError: ``out_dir`` holds anything else (a folder of the user's, or a
+            build from before the manifest listed its files): it is never built over.
+    """
+    if not osp.exists(out_dir):
+        return None
+    if not osp.isdir(out_dir):
+        raise NotADirectoryError(f'demo data folder {out_dir!r} is a file')
+    manifest = read_manifest(out_dir)
+    if manifest is not None and isinstance(manifest.get('files'), list):
+        return manifest
+    if not os.listdir(out_dir):
+        return None
+    what = ('holds a demo build from before the builder listed its files in '
+            f'{MANIFEST}' if manifest is not None else
+            f'is not empty and holds no {MANIFEST} of the demo-data builder')
+    raise FileExistsError(
+        f'demo data folder {osp.abspath(out_dir)!r} {what}: the demo data is only built into '
+        'a missing or empty folder or over its own earlier build, and nothing else is ever '
+        'deleted. Point data_root (or --out) at another folder, or empty this one yourself.')
+
+
+def remove_build(out_dir: str, manifest: dict) -> None:
+    """Delete exactly the files ``manifest`` lists, the folders they leave empty, and the
+    manifest; anything else in ``out_dir`` stays."""
+    paths = [_abs_path(out_dir, rel) for rel in manifest['files']]  # all checked first
+    folders = set()
+    for rel, path in zip(manifest['files'], paths):
+        if osp.isfile(path):
+            os.remove(path)
+        parent = osp.dirname(rel)
+        while parent:
+            folders.add(parent)
+            parent = osp.dirname(parent)
+    for rel in sorted(folders, key=lambda f: f.count('/'), reverse=True):
+        folder = _abs_path(out_dir, rel)
+        if osp.isdir(folder) and not os.listdir(folder):
+            os.rmdir(folder)
+    os.remove(osp.join(out_dir, MANIFEST))
 
 
 def read_manifest(out_dir: str) -> Optional[dict]:
@@ -394,8 +470,9 @@ def build_demo_data(out_dir: str = 'data/demo', seed: int = 0, num_train_scenes:
     """Build the embedded demo data into ``out_dir`` (see the module docstring).
 
     Nothing is rewritten when ``out_dir`` already holds a complete build with the same
-    version and parameters (unless ``force``); an incomplete or different build is removed
-    (only its ``cls/``, ``scenes/`` and manifest) and built again.
+    version and parameters (unless ``force``); an incomplete or different build of the
+    builder's is removed (exactly the files its manifest lists) and built again. A folder
+    that is neither missing, empty nor such a build is an error naming it.
 
     Args:
         out_dir (str): Root of the demo data. Defaults to ``'data/demo'``.
@@ -407,9 +484,13 @@ def build_demo_data(out_dir: str = 'data/demo', seed: int = 0, num_train_scenes:
         force (bool): Rebuild even when a complete build exists. Defaults to False.
 
     Returns:
-        dict: The manifest: ``version``, ``params``, ``counts`` (``cls``: per split and
-        class; ``scenes``: per split images, instances and instances per class), and
-        ``skipped`` (True when an existing build was kept).
+        dict: The manifest: ``version``, ``params``, ``files`` (every file written,
+        relative to ``out_dir``), ``counts`` (``cls``: per split and class; ``scenes``: per
+        split images, instances and instances per class), and ``skipped`` (True when an
+        existing build was kept).
+
+    Raises:
+        FileExistsError: ``out_dir`` holds files the builder did not write.
     """
     for name, value in (('num_train_scenes', num_train_scenes),
                         ('num_val_scenes', num_val_scenes)):
@@ -423,22 +504,28 @@ def build_demo_data(out_dir: str = 'data/demo', seed: int = 0, num_train_scenes:
                   num_val_scenes=int(num_val_scenes), val_ratio=float(val_ratio))
     if not force and is_complete(out_dir, params):
         return dict(read_manifest(out_dir), skipped=True)
-
-    for sub in ('cls', 'scenes'):
-        if osp.isdir(osp.join(out_dir, sub)):
-            shutil.rmtree(osp.join(out_dir, sub))
-    if osp.exists(osp.join(out_dir, MANIFEST)):
-        os.remove(osp.join(out_dir, MANIFEST))
-    os.makedirs(out_dir, exist_ok=True)
+    previous = previous_build(out_dir)  # raises for a folder the builder did not write
 
     images, labels = load_digit_images()
     split_idx = stratified_split(labels, val_ratio, seed)
-    cls_counts = _build_cls(out_dir, images, labels, split_idx, seed)
-    scene_counts = _build_scenes(out_dir, images, labels, split_idx, seed,
-                                 dict(train=int(num_train_scenes), val=int(num_val_scenes)))
+    num_scenes = dict(train=int(num_train_scenes), val=int(num_val_scenes))
+    files = planned_files(labels, split_idx, num_scenes)
+    if previous is not None:
+        remove_build(out_dir, previous)
+    foreign = [f for f in files if osp.lexists(_abs_path(out_dir, f))]
+    if foreign:
+        raise FileExistsError(
+            f'demo data folder {osp.abspath(out_dir)!r} holds {len(foreign)} file(s) the '
+            f'builder would write but did not write itself (e.g. {foreign[0]!r}); move them '
+            'away first')
     manifest = dict(version=DEMO_DATA_VERSION, source='sklearn.datasets.load_digits',
-                    params=params, counts=dict(cls=cls_counts, scenes=scene_counts))
-    _write_json(manifest, osp.join(out_dir, MANIFEST))  # written last: marks completion
+                    params=params, files=files)
+    # listed before the first file is written: an interrupted build is ours to clean up
+    _write_json(manifest, osp.join(out_dir, MANIFEST))
+    cls_counts = _build_cls(out_dir, images, labels, split_idx, seed)
+    scene_counts = _build_scenes(out_dir, images, labels, split_idx, seed, num_scenes)
+    manifest['counts'] = dict(cls=cls_counts, scenes=scene_counts)
+    _write_json(manifest, osp.join(out_dir, MANIFEST))  # the counts mark completion
     return dict(manifest, skipped=False)
 
 
@@ -500,6 +587,6 @@ __all__ = [
     'DEMO_DATA_VERSION', 'DIGIT_CLASSES', 'SEG_CLASSES', 'DIGIT_PALETTE', 'SEG_PALETTE',
     'DEMO_SUBSETS', 'demo_roots_of', 'ensure_demo_data',
     'CLS_METAINFO', 'DET_METAINFO', 'SEG_METAINFO', 'build_demo_data', 'is_complete',
-    'read_manifest', 'load_digit_images', 'stratified_split', 'digit_alpha',
-    'render_cls_image', 'render_scene'
+    'read_manifest', 'previous_build', 'remove_build', 'planned_files', 'load_digit_images',
+    'stratified_split', 'digit_alpha', 'render_cls_image', 'render_scene'
 ]

@@ -13,7 +13,7 @@ pair in a random order (the official step, ours with the teacher EMA every step,
 without it), so that both see the same machine state; the speed-up is the median of
 the per-pair ratios. ``--only official`` times the official step alone in a process
 that loads nothing of sdae-mm or OpenMMLab, for its peak memory (compare with
-``tools/benchmark.py`` run alone).
+``tools/analysis_tools/benchmark_step.py`` run alone).
 
 The official step, as its ``engine_pretrain.py`` runs one iteration: the student
 (MAE encoder on the visible patches, 512-d decoder on all), the teacher on the first
@@ -28,24 +28,22 @@ update (a loop over the groups) is left out. Under ``torch.cuda.amp.autocast`` a
 its code: fp16 on a GPU, inactive on a CPU.
 
 Examples:
-    # CPU, ViT-S/16, batch 8, fp32, 2 threads: docs/benchmarks.md
-    python tools/compare_official.py --official-src ~/SdAE --arch s --batch-size 8 \\
+    # CPU, ViT-S/16, batch 8, fp32, 2 threads: docs/speed.md
+    python tools/analysis_tools/compare_official.py --official-src ~/SdAE --arch s --batch-size 8 \\
         --threads 2 --pairs 25 --warmup 3 --json work_dirs/bench/paired_cpu.json
     # the official step alone, for its peak memory
-    python tools/compare_official.py --official-src ~/SdAE --only official --threads 2
+    python tools/analysis_tools/compare_official.py --official-src ~/SdAE --only official \\
+        --threads 2
     # GPU, ViT-B/16, batch 96: ours in bf16 against its fp16
-    python tools/compare_official.py --official-src ~/SdAE --arch b --batch-size 96 \\
-        --device cuda --amp bf16 --pairs 30 --warmup 5
+    python tools/analysis_tools/compare_official.py --official-src ~/SdAE --arch b \\
+        --batch-size 96 --device cuda --amp bf16 --pairs 30 --warmup 5
 """
 import argparse
 import importlib
-import json
 import math
 import os
 import os.path as osp
-import platform
 import random
-import resource
 import statistics
 import sys
 import time
@@ -54,32 +52,16 @@ from contextlib import contextmanager, nullcontext
 
 import torch
 
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+# torch only: nothing of sdae-mm or OpenMMLab is loaded before ``build_ours``
+from tools.analysis_tools import benchmark_step as bm  # noqa: E402
+
 OFFICIAL_ARCHS = {'s': 'small', 'b': 'base', 'l': 'large'}
 OFFICIAL_MODULES = ('models_mae', 'models_teacher', 'util.misc')
 # The official pretraining recipe (its README): 75 % masking, 147 teacher tokens in
 # 3 folds, drop path 0.25, AdamW (0.9, 0.95) with weight decay 0.05.
 RECIPE = dict(mask_ratio=0.75, shrink_num=147, ncrop_loss=3, drop_path=0.25,
               weight_decay=0.05, lr=1.5e-4)
-
-
-def cpu_name() -> str:
-    try:
-        with open('/proc/cpuinfo') as f:
-            names = [line.split(':', 1)[1].strip() for line in f
-                     if line.startswith('model name')]
-    except OSError:
-        names = []
-    return names[0] if names else (platform.processor() or platform.machine())
-
-
-def max_rss_mb() -> float:
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / 2**20 if platform.system() == 'Darwin' else rss / 2**10
-
-
-def sync(device: torch.device) -> None:
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
 
 
 @contextmanager
@@ -203,26 +185,22 @@ class OfficialStep:
 
 
 def timed(fn, device) -> float:
-    sync(device)
+    bm.sync(device)
     start = time.perf_counter()
     fn()
-    sync(device)
+    bm.sync(device)
     return time.perf_counter() - start
 
 
 def build_ours(arch, batch_size, device, amp, settings, cfg_options, seed):
-    """sdae-mm's SdAE step (``tools/benchmark.py``'s) with the official settings, then
+    """sdae-mm's SdAE step (``benchmark_step.py``'s) with the official settings, then
     ``cfg_options`` (``KEY=VALUE`` strings)."""
-    try:
-        from sdae_mm.utils import benchmark as bm
-    except ImportError:  # run from a source tree without `pip install -e .`
-        sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-        from sdae_mm.utils import benchmark as bm
     options = {'model.num_teacher_tokens': settings['shrink_num'],
                'model.num_folds': settings['ncrop_loss'],
                'model.backbone.drop_path_rate': settings['drop_path']}
     options.update(bm.parse_cfg_options(cfg_options) or {})
     import logging
+
     from mmengine.logging import MMLogger
     MMLogger.get_current_instance().setLevel(logging.WARNING)  # no per-parameter init log
     torch.manual_seed(seed)
@@ -258,7 +236,8 @@ def run(args) -> dict:
         torch.set_num_threads(args.threads)
     settings = dict(RECIPE)
     modules = import_official(args.official_src)
-    import_mem = max_rss_mb()  # torch, timm and the official modules (--only official)
+    # torch, timm and the official modules (--only official)
+    import_mem = bm.peak_memory_mb(torch.device('cpu'))
     steps = {'official': OfficialStep(args.official_src, args.arch, args.batch_size, device,
                                       settings, args.seed, modules)}
     if args.only != 'official':
@@ -285,8 +264,7 @@ def run(args) -> dict:
         amp_official='fp16' if device.type == 'cuda' else 'none',
         threads=torch.get_num_threads(), pairs=args.pairs, warmup=args.warmup,
         settings=settings, cfg_options=args.cfg_options, torch=torch.__version__,
-        machine=(torch.cuda.get_device_name(device) if device.type == 'cuda' else
-                 f'{cpu_name()}, {os.cpu_count()} logical CPUs'),
+        machine=bm.machine_name(device),
         step_ms={name: statistics.median(r[name] for r in rows) for name in names},
         step_ms_all=rows)
     result['img_per_s'] = {name: args.batch_size / (ms / 1e3)
@@ -298,10 +276,9 @@ def run(args) -> dict:
             result['speedup'][name] = dict(quartiles(ratios),
                                            faster_in=sum(x > 1 for x in ratios))
     # one step's memory only when it ran alone (the paired process holds both models)
-    if len(names) == 1 and device.type == 'cuda':
-        result['peak_mem_mb'] = torch.cuda.max_memory_allocated(device) / 2**20
-    elif len(names) == 1:
-        result['peak_mem_mb'] = max_rss_mb()
+    if len(names) == 1:
+        result['peak_mem_mb'] = bm.peak_memory_mb(device)
+    if len(names) == 1 and device.type == 'cpu':
         result['import_mem_mb'] = import_mem
     return result
 
@@ -333,7 +310,7 @@ def format_table(result: dict) -> str:
         lines.append(mem)
     else:
         lines.append('peak memory: not per step here (one process holds both); run '
-                     '--only official and tools/benchmark.py alone')
+                     '--only official and tools/analysis_tools/benchmark_step.py alone')
     return '\n'.join(lines)
 
 
@@ -367,9 +344,7 @@ def main(argv=None) -> dict:
     result = run(args)
     print(format_table(result))
     if args.json:
-        os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
-        with open(args.json, 'w') as f:
-            json.dump(result, f, indent=2)
+        bm.write_json(result, args.json)
     return result
 
 

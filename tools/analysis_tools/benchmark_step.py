@@ -1,4 +1,4 @@
-"""Timing, memory and FLOP measurement of one pretraining step (``tools/benchmark.py``).
+"""Time, memory and FLOPs of one pretraining step of SdAE, dBOT, RC-MAE or MAE.
 
 A step is what the training loop runs per iteration, minus data loading and the data
 preprocessor: a synthetic batch (normalised random images, a mask ``ids_shuffle =
@@ -8,20 +8,40 @@ does the backward pass and the AdamW step, and the teacher is updated as the met
 hook would (EMA for SdAE and RC-MAE, nothing per step for dBOT and MAE).
 
 The models are built from the methods' ViT-B configs with the architecture and input
-size swapped (:func:`load_benchmark_config`), so the benchmark measures what users run.
+size swapped (:func:`load_benchmark_config`), so the figures are those of what users run.
+
+Examples (docs/speed.md)::
+
+    # SdAE ViT-S/16, batch 8, 224, fp32 on 2 CPU threads
+    python tools/analysis_tools/benchmark_step.py --algo sdae --arch s --batch-size 8 \\
+        --threads 2 --iters 10 --warmup 3 --json work_dirs/bench/sdae_s_cpu.json
+    # the same with the teacher on the whole image instead of its fold views
+    python tools/analysis_tools/benchmark_step.py --algo sdae --arch s --batch-size 8 \\
+        --threads 2 --teacher-views full
+    # ViT-B on a GPU with the fastest settings
+    python tools/analysis_tools/benchmark_step.py --algo sdae --arch b --batch-size 96 \\
+        --device cuda --amp bf16 --compile --iters 50 --warmup 10 --json sdae_b_gpu.json
 """
+import argparse
 import copy
+import json
+import logging
 import os
 import os.path as osp
 import platform
 import resource
 import statistics
+import sys
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+if ROOT not in sys.path:  # run from a source tree without `pip install -e .`
+    sys.path.insert(0, ROOT)
 
 ARCHS = {'t': 'deit-tiny', 's': 'deit-small', 'b': 'base', 'l': 'large'}
 ALGO_CONFIGS = {
@@ -42,11 +62,6 @@ GPU_PEAK_TFLOPS = {
     'A100': {'bf16': 312.0, 'fp16': 312.0, 'none': 19.5},
 }
 TEACHER_METHODS = ('forward', 'forward_views', 'forward_tokens', 'forward_masked')
-
-
-def repo_root() -> str:
-    """The source tree that holds ``configs/``."""
-    return osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 # ------------------------------------------------------------------------------ config
@@ -160,22 +175,24 @@ def load_benchmark_config(algo: str,
     if config is None:
         if algo not in ALGO_CONFIGS:
             raise ValueError(f'algo must be one of {sorted(ALGO_CONFIGS)}, got {algo!r}')
-        config = osp.join(repo_root(), ALGO_CONFIGS[algo])
+        config = osp.join(ROOT, ALGO_CONFIGS[algo])
     if not osp.isfile(config):
         raise FileNotFoundError(f'config of {algo!r} not found: {config}')
     cfg = Config.fromfile(config)
     adapt_model_cfg(cfg, arch, img_size)
     if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+        from sdae_mm.utils.cfg_options import merge_cfg_options
+        merge_cfg_options(cfg, cfg_options)
     return cfg
 
 
 # ------------------------------------------------------------------------------- model
 def build_model(cfg, device: torch.device) -> nn.Module:
     """Build and initialise ``cfg.model`` (mmpretrain scope) in training mode."""
-    import sdae_mm  # noqa: F401  (registers the algorithms)
     from mmengine.registry import init_default_scope
     from mmpretrain.registry import MODELS
+
+    import sdae_mm  # noqa: F401  (registers the algorithms)
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     model = MODELS.build(copy.deepcopy(cfg.model))
     model.init_weights()
@@ -229,8 +246,8 @@ def compile_blocks(model: nn.Module, **kwargs) -> int:
     blocks other shapes). Shapes are static (``dynamic=False``): the student, teacher
     and decoder sequences each get their own kernels.
     """
-    from mmpretrain.models.backbones.vision_transformer import TransformerEncoderLayer
     import torch._dynamo.config as dynamo_config
+    from mmpretrain.models.backbones.vision_transformer import TransformerEncoderLayer
     blocks = [m for m in model.modules() if isinstance(m, TransformerEncoderLayer)]
     if not blocks:
         raise ValueError(f'{type(model).__name__} has no transformer block to compile')
@@ -252,7 +269,7 @@ def use_full_image_teacher(model: nn.Module) -> None:
     """Make SdAE's teacher encode the whole image (all ``L`` patches and the cls token as
     one sequence) and then gather the patches the loss needs, instead of encoding only
     those patches in fold views: the reference for the multi-fold saving."""
-    from ..models.utils import gather_tokens
+    from sdae_mm.models.utils import gather_tokens
     teacher = getattr(model, 'teacher', None)
     if teacher is None or not hasattr(teacher, 'forward_views') or \
             not hasattr(model, 'num_folds'):
@@ -287,7 +304,8 @@ def make_batch(batch_size: int, img_size: int, num_patches: int, mask_ratio: flo
 
 
 # ------------------------------------------------------------------------------ timing
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (a no-op on CPU)."""
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
 
@@ -324,7 +342,7 @@ class TeacherProbe:
             self._depth += 1
             try:
                 if self.sync:
-                    _sync(self.device)
+                    sync(self.device)
                 start = time.perf_counter()
                 if self.count_flops:
                     with flop_counter() as counter:
@@ -333,7 +351,7 @@ class TeacherProbe:
                 else:
                     out = fn(*args, **kwargs)
                 if self.sync:
-                    _sync(self.device)
+                    sync(self.device)
                 self.seconds += time.perf_counter() - start
                 return out
             finally:
@@ -394,6 +412,13 @@ def cpu_model_name() -> str:
     return platform.processor() or 'unknown CPU'
 
 
+def machine_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU's model and logical CPU count."""
+    if device.type == 'cuda':
+        return torch.cuda.get_device_name(device)
+    return f'{cpu_model_name()}, {os.cpu_count()} logical CPUs'
+
+
 def gpu_peak_tflops(device: torch.device, amp: str) -> Optional[float]:
     """The GPU's dense peak for ``amp`` (None when unknown)."""
     if device.type != 'cuda':
@@ -426,7 +451,7 @@ class StepRunner:
 
     def _mark(self, times: list) -> None:
         if self.breakdown:
-            _sync(self.device)
+            sync(self.device)
             times.append(time.perf_counter())
 
     def forward_loss(self, inputs, samples) -> torch.Tensor:
@@ -443,7 +468,7 @@ class StepRunner:
         """Run one step; returns seconds per phase (``step``, wall, and ``cpu``, this
         process's CPU time, always)."""
         self.probe.reset()
-        _sync(self.device)
+        sync(self.device)
         cpu_start = time.process_time()
         times = [time.perf_counter()]
         loss = self.forward_loss(inputs, samples)
@@ -454,7 +479,7 @@ class StepRunner:
         self.optim_wrapper.zero_grad()
         self._mark(times)
         self.update_teacher()
-        _sync(self.device)
+        sync(self.device)
         end = time.perf_counter()
         out = dict(step=end - times[0], cpu=time.process_time() - cpu_start)
         if self.breakdown:
@@ -482,6 +507,45 @@ class StepRunner:
 
 def _median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else 0.
+
+
+def check_settings(device: str, amp: str, teacher_views: str, iters: int, warmup: int,
+                   batch_size: int) -> torch.device:
+    """The device to run on, after checking every setting (errors name the setting)."""
+    if amp not in AMP_DTYPES:
+        raise ValueError(f'amp must be one of {sorted(AMP_DTYPES)}, got {amp!r}')
+    if teacher_views not in TEACHER_VIEWS:
+        raise ValueError(f'teacher_views must be one of {TEACHER_VIEWS}, got '
+                         f'{teacher_views!r}')
+    if iters < 1 or warmup < 0 or batch_size < 1:
+        raise ValueError(f'need iters >= 1, warmup >= 0, batch_size >= 1; got iters={iters}'
+                         f', warmup={warmup}, batch_size={batch_size}')
+    dev = torch.device(device)
+    if dev.type == 'cuda' and not torch.cuda.is_available():
+        raise ValueError("device='cuda' but CUDA is not available")
+    if dev.type not in ('cpu', 'cuda'):
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    return dev
+
+
+def summarize_steps(records: List[dict], batch_size: int) -> dict:
+    """Throughput and step times (medians) of the timed steps' records."""
+    step_s = [r['step'] for r in records]
+    step_ms = 1e3 * _median(step_s)
+    out = dict(
+        img_per_s=batch_size / (step_ms / 1e3), step_ms=step_ms,
+        step_ms_mean=1e3 * statistics.fmean(step_s), step_ms_min=1e3 * min(step_s),
+        step_ms_all=[1e3 * s for s in step_s],
+        # CPU time of this process per step (all its threads): on a shared machine it
+        # varies less with the other load than the wall time does
+        step_cpu_ms=1e3 * _median([r['cpu'] for r in records]),
+        breakdown_ms={})
+    if 'teacher_update' in records[0]:
+        out['breakdown_ms'] = {k: 1e3 * _median([r[k] for r in records])
+                               for k in BREAKDOWN_KEYS}
+        no_update = _median([r['step'] - r['teacher_update'] for r in records])
+        out['img_per_s_without_teacher_update'] = batch_size / no_update
+    return out
 
 
 def run_benchmark(algo: str = 'sdae',
@@ -535,23 +599,10 @@ def run_benchmark(algo: str = 'sdae',
         is built, and the peak above it; None on GPU), ``breakdown_ms`` (medians),
         ``flops_per_img``, ...
     """
-    if amp not in AMP_DTYPES:
-        raise ValueError(f'amp must be one of {sorted(AMP_DTYPES)}, got {amp!r}')
-    if teacher_views not in TEACHER_VIEWS:
-        raise ValueError(f'teacher_views must be one of {TEACHER_VIEWS}, got '
-                         f'{teacher_views!r}')
-    if iters < 1 or warmup < 0 or batch_size < 1:
-        raise ValueError(f'need iters >= 1, warmup >= 0, batch_size >= 1; got iters={iters}'
-                         f', warmup={warmup}, batch_size={batch_size}')
-    dev = torch.device(device)
-    if dev.type == 'cuda' and not torch.cuda.is_available():
-        raise ValueError("device='cuda' but CUDA is not available")
-    if dev.type not in ('cpu', 'cuda'):
-        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    dev = check_settings(device, amp, teacher_views, iters, warmup, batch_size)
     if threads is not None:
         torch.set_num_threads(threads)
-    if breakdown is None:
-        breakdown = dev.type == 'cpu'
+    breakdown = dev.type == 'cpu' if breakdown is None else bool(breakdown)
     torch.manual_seed(seed)
     # what the process holds before the model exists (interpreter, torch and the
     # OpenMMLab libraries): the CPU peak above it is the model's and the step's
@@ -560,51 +611,35 @@ def run_benchmark(algo: str = 'sdae',
     model = build_model(cfg, dev)
     if teacher_views == 'full':
         use_full_image_teacher(model)
-    optim_wrapper = build_optim_wrapper(cfg, model, amp, dev)
     momentum = teacher_ema_momentum(cfg) if hasattr(model, 'update_teacher') else None
-    runner = StepRunner(model, optim_wrapper, dev, amp, momentum, breakdown)
-
-    patch = int(cfg.model.backbone.get('patch_size', 16))
-    num_patches = (img_size // patch)**2
-    generator = torch.Generator().manual_seed(seed)
-    inputs, samples = make_batch(batch_size, img_size, num_patches, mask_ratio_of(cfg),
-                                 dev, generator)
-
+    runner = StepRunner(model, build_optim_wrapper(cfg, model, amp, dev), dev, amp, momentum,
+                        breakdown)
+    num_patches = (img_size // int(cfg.model.backbone.get('patch_size', 16)))**2
+    batch = make_batch(batch_size, img_size, num_patches, mask_ratio_of(cfg), dev,
+                       torch.Generator().manual_seed(seed))
     if compile:
         compile_blocks(model, mode=compile_mode)
     if dev.type == 'cuda':
         torch.cuda.reset_peak_memory_stats(dev)
-
     for _ in range(warmup):
-        runner.step(inputs, samples)
-    records = [runner.step(inputs, samples) for _ in range(iters)]
+        runner.step(*batch)
+    records = [runner.step(*batch) for _ in range(iters)]
     peak = peak_memory_mb(dev)
     # FLOPs last, so that this extra pass does not touch the memory figure; in eager
     # mode (the counter sees aten ops, which compiled kernels bypass)
     flop_counts = dict(total=0, teacher=0)
     if flops:
         with torch.compiler.set_stance('force_eager'):
-            flop_counts = runner.count_flops(inputs, samples)
+            flop_counts = runner.count_flops(*batch)
 
-    step_s = [r['step'] for r in records]
-    step_ms = 1e3 * _median(step_s)
     result = dict(
         algo=algo, arch=arch, model=cfg.model.type, config=config or ALGO_CONFIGS.get(algo),
         batch_size=batch_size, img_size=img_size, num_patches=num_patches,
         iters=iters, warmup=warmup, device=dev.type, amp=amp, compile=bool(compile),
         compile_mode=compile_mode if compile else None,
-        teacher_views=teacher_views, breakdown=bool(breakdown),
-        threads=torch.get_num_threads(), torch=torch.__version__,
-        machine=(torch.cuda.get_device_name(dev) if dev.type == 'cuda' else
-                 f'{cpu_model_name()}, {os.cpu_count()} logical CPUs'),
-        img_per_s=batch_size / (step_ms / 1e3),
-        step_ms=step_ms,
-        step_ms_mean=1e3 * statistics.fmean(step_s),
-        step_ms_min=1e3 * min(step_s),
-        step_ms_all=[1e3 * s for s in step_s],
-        # CPU time of this process per step (all its threads): on a shared machine it
-        # varies less with the other load than the wall time does
-        step_cpu_ms=1e3 * _median([r['cpu'] for r in records]),
+        teacher_views=teacher_views, breakdown=breakdown,
+        threads=torch.get_num_threads(), torch=torch.__version__, machine=machine_name(dev),
+        **summarize_steps(records, batch_size),
         peak_mem_mb=peak,
         peak_mem_kind='cuda_max_memory_allocated' if dev.type == 'cuda' else 'max_rss',
         import_mem_mb=import_mem,
@@ -614,20 +649,11 @@ def run_benchmark(algo: str = 'sdae',
         params_trainable=sum(p.numel() for p in model.parameters() if p.requires_grad),
         params_total=sum(p.numel() for p in model.parameters()),
         flops_per_img=flop_counts['total'] / batch_size,
-        teacher_flops_per_img=flop_counts['teacher'] / batch_size,
-    )
-    if breakdown:
-        result['breakdown_ms'] = {
-            k: 1e3 * _median([r[k] for r in records]) for k in BREAKDOWN_KEYS}
-        no_update = _median([r['step'] - r['teacher_update'] for r in records])
-        result['img_per_s_without_teacher_update'] = batch_size / no_update
-    else:
-        result['breakdown_ms'] = {}
+        teacher_flops_per_img=flop_counts['teacher'] / batch_size)
     achieved = result['flops_per_img'] * result['img_per_s'] / 1e12
-    result['achieved_tflops'] = achieved
     peak_tflops = peak_tflops or gpu_peak_tflops(dev, amp)
-    result['peak_tflops'] = peak_tflops
-    result['mfu'] = achieved / peak_tflops if peak_tflops and achieved else None
+    result.update(achieved_tflops=achieved, peak_tflops=peak_tflops,
+                  mfu=achieved / peak_tflops if peak_tflops and achieved else None)
     return result
 
 
@@ -664,11 +690,98 @@ def format_table(result: dict) -> str:
     return '\n'.join(f'{k:<{width}}  {v}' for k, v in rows)
 
 
-__all__ = ['ARCHS', 'ALGO_CONFIGS', 'AMP_DTYPES', 'TEACHER_VIEWS', 'BREAKDOWN_KEYS',
-           'adapt_model_cfg', 'mask_ratio_of', 'parse_cfg_options', 'load_benchmark_config',
-           'build_model',
-           'build_optim_wrapper', 'teacher_ema_momentum', 'cpu_model_name',
-           'compile_blocks', 'use_full_image_teacher', 'make_batch', 'flop_counter',
-           'peak_memory_mb', 'run_benchmark', 'format_table', 'StepRunner',
-           'TeacherProbe']
+EPILOG = """\
+A step: model.loss on a synthetic batch (normalised random images; ids_shuffle =
+argsort(rand) with the mask generator's visible count), parse_losses, backward, the
+config's optimizer (AdamW, param-wise settings; one step per iteration), and the
+teacher update of the method (SdAE, RC-MAE: EMA with the hook's momentum, run every
+step here even where the recipe runs it per epoch; dBOT, MAE: none per step).
+Breakdown (CPU always, GPU with --breakdown, which adds a sync between phases):
+student_forward (encoder, decoder, loss head), teacher_forward, backward, optimizer,
+teacher_update; medians over the timed steps.
+Peak memory: max RSS of this process on CPU (run one setting per process to compare),
+torch.cuda.max_memory_allocated on GPU. FLOPs: torch.utils.flop_counter over one eager
+forward + backward, per image (multiply-add = 2 FLOPs).
+--teacher-views full (SdAE): the teacher encodes the whole image (all patches + cls as
+one sequence) and the patches the loss needs are gathered from it, instead of encoding
+those patches in fold views.
+"""
 
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Time one pretraining step', epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--algo', choices=sorted(ALGO_CONFIGS), default='sdae')
+    parser.add_argument('--arch', choices=sorted(ARCHS), default='s',
+                        help='t: DeiT-Tiny 192-d, s: DeiT-Small 384-d, b: ViT-B, l: ViT-L')
+    parser.add_argument('--config', default=None,
+                        help="config file instead of the method's ViT-B config")
+    parser.add_argument('--batch-size', type=int, default=8)
+    parser.add_argument('--img-size', type=int, default=224)
+    parser.add_argument('--iters', type=int, default=20, help='timed steps')
+    parser.add_argument('--warmup', type=int, default=5, help='untimed steps before them')
+    parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
+    parser.add_argument('--amp', choices=sorted(AMP_DTYPES), default='none',
+                        help='autocast dtype (fp16 uses a dynamic loss scaler)')
+    parser.add_argument('--teacher-views', choices=TEACHER_VIEWS, default='folds')
+    parser.add_argument('--compile', action='store_true',
+                        help='torch.compile every transformer block')
+    parser.add_argument('--compile-mode', default=None,
+                        help="torch.compile mode, e.g. 'max-autotune' (default: torch's)")
+    parser.add_argument('--breakdown', action='store_true',
+                        help='time each phase on GPU (adds syncs); always on for CPU')
+    parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads')
+    parser.add_argument('--no-flops', action='store_true', help='skip FLOP counting')
+    parser.add_argument('--peak-tflops', type=float, default=None,
+                        help='peak for model FLOP utilisation (known GPUs by default)')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--json', default=None, help='write the results to this file')
+    parser.add_argument('--verbose', action='store_true',
+                        help="keep mmengine's INFO logs (model init, param-wise options)")
+    parser.add_argument('--cfg-options', nargs='+', default=None, metavar='KEY=VALUE',
+                        help='config overrides after the arch swap, e.g. '
+                        'model.neck.num_layers=2')
+    return parser.parse_args(argv)
+
+
+def write_json(result: dict, path: str) -> None:
+    """Write ``result`` to ``path`` (its folder created)."""
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    with open(path, 'w') as f:
+        json.dump(result, f, indent=2)
+
+
+@contextmanager
+def quiet_logs(enabled: bool = True):
+    """Raise the current mmengine logger to WARNING for the duration."""
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    if enabled:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    with quiet_logs(not args.verbose):
+        result = run_benchmark(
+            algo=args.algo, arch=args.arch, batch_size=args.batch_size,
+            img_size=args.img_size, iters=args.iters, warmup=args.warmup, device=args.device,
+            amp=args.amp, teacher_views=args.teacher_views, compile=args.compile,
+            compile_mode=args.compile_mode,
+            breakdown=True if args.breakdown else None, threads=args.threads,
+            config=args.config, cfg_options=parse_cfg_options(args.cfg_options),
+            flops=not args.no_flops, peak_tflops=args.peak_tflops, seed=args.seed)
+    print(format_table(result))
+    if args.json:
+        write_json(result, args.json)
+    return result
+
+
+if __name__ == '__main__':
+    main()

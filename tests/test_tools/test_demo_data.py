@@ -11,10 +11,10 @@ from mmengine.registry import DefaultScope
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from sdae_mm.datasets.demo_data import (DEMO_DATA_VERSION, DET_METAINFO, DIGIT_CLASSES,
-                                        SEG_CLASSES, SEG_METAINFO, SEG_PALETTE,
-                                        build_demo_data, demo_roots_of, ensure_demo_data,
-                                        is_complete, load_digit_images, stratified_split)
+from tools.dataset_converters.demo_data import (DEMO_DATA_VERSION, DET_METAINFO, DIGIT_CLASSES,
+                                                SEG_CLASSES, SEG_METAINFO, SEG_PALETTE,
+                                                build_demo_data, demo_roots_of, ensure_demo_data,
+                                                is_complete, load_digit_images, stratified_split)
 
 SPLITS = ('train', 'val')
 NUM_SCENES = {'train': 300, 'val': 60}
@@ -142,6 +142,67 @@ def test_determinism_skip_and_repair(demo_root, tmp_path):
     assert not is_complete(other)
     assert build_demo_data(other, seed=0)['skipped'] is False
     assert _hashes(other) == first
+
+
+def test_never_builds_over_a_folder_it_did_not_write(tmp_path):
+    """A user's folder whose data_root ends in ``cls`` (with ``scenes/`` beside it) is an
+    error naming it, and nothing in it changes."""
+    mine = tmp_path / 'mine'
+    (mine / 'cls' / 'cat').mkdir(parents=True)
+    (mine / 'cls' / 'cat' / '1.png').write_bytes(b'my image')
+    (mine / 'scenes').mkdir()
+    (mine / 'scenes' / 'notes.txt').write_text('mine')
+    before = _hashes(str(mine))
+    cfg = dict(train_dataloader=dict(dataset=dict(data_root=str(mine / 'cls'))))
+    with pytest.raises(FileExistsError, match=f'{mine}.*no manifest.json'):
+        ensure_demo_data(cfg)
+    with pytest.raises(FileExistsError, match=str(mine)):
+        build_demo_data(str(mine), force=True)
+    assert _hashes(str(mine)) == before
+    # a build from before the manifest listed its files is not deleted either
+    (mine / 'manifest.json').write_text(json.dumps(dict(version=DEMO_DATA_VERSION)))
+    with pytest.raises(FileExistsError, match='before the builder listed its files'):
+        build_demo_data(str(mine))
+    # a manifest whose file list leaves the folder is refused before anything is removed
+    (mine / 'manifest.json').write_text(json.dumps(dict(version=0, files=['../x.png'])))
+    with pytest.raises(ValueError, match='not a path inside the demo folder'):
+        build_demo_data(str(mine))
+    assert (mine / 'manifest.json').exists() and (mine / 'cls' / 'cat' / '1.png').exists()
+
+
+def test_rebuild_removes_only_its_own_files(demo_root, tmp_path):
+    """Files a user adds to a demo build survive a rebuild; so does everything else that
+    the builder did not write, and an interrupted build is cleaned up and completed."""
+    out = tmp_path / 'demo'
+    build_demo_data(str(out), num_train_scenes=4, num_val_scenes=2)
+    manifest = json.load(open(out / 'manifest.json'))
+    assert len(manifest['files']) == 1797 + 2 * (4 + 2) + 2
+    assert all(osp.isfile(osp.join(out, f)) for f in manifest['files'])
+    (out / 'README.txt').write_text('my notes')
+    (out / 'cls' / 'train' / '3' / 'my_extra.png').write_bytes(b'mine')
+    (out / 'scenes' / 'mine').mkdir()
+    (out / 'scenes' / 'mine' / 'a.json').write_text('{}')
+    # other parameters: the old build is replaced, the user's files stay
+    summary = build_demo_data(str(out), num_train_scenes=3, num_val_scenes=2)
+    assert summary['skipped'] is False and is_complete(str(out))
+    assert (out / 'README.txt').read_text() == 'my notes'
+    assert (out / 'cls' / 'train' / '3' / 'my_extra.png').read_bytes() == b'mine'
+    assert (out / 'scenes' / 'mine' / 'a.json').exists()
+    assert not (out / 'scenes' / 'img_dir' / 'train' / '0003.png').exists()
+    # the user's extra file does not make the build incomplete
+    assert build_demo_data(str(out), num_train_scenes=3, num_val_scenes=2)['skipped'] is True
+    # an interrupted build (manifest without counts) is ours: cleaned and rebuilt
+    partial = dict(json.load(open(out / 'manifest.json')))
+    partial.pop('counts')
+    (out / 'manifest.json').write_text(json.dumps(partial))
+    os.remove(out / 'scenes' / 'ann_dir' / 'val' / '0001.png')
+    assert not is_complete(str(out))
+    assert build_demo_data(str(out), num_train_scenes=3, num_val_scenes=2)['skipped'] is False
+    assert is_complete(str(out)) and (out / 'README.txt').exists()
+    # a foreign file where the builder would write is not overwritten
+    os.remove(out / 'manifest.json')
+    with pytest.raises(FileExistsError, match='no manifest.json'):
+        build_demo_data(str(out), num_train_scenes=3, num_val_scenes=2)
 
 
 def test_bad_arguments(tmp_path):
@@ -293,8 +354,7 @@ def test_demo_roots_of_configs():
     assert demo_roots_of(wrapped) == [osp.join('x', 'demo2')]
 
 
-def test_ensure_demo_data_builds_once_and_other_ranks_wait(demo_root, tmp_path,
-                                                          monkeypatch):
+def test_ensure_demo_data_builds_once_and_other_ranks_wait(demo_root, tmp_path, monkeypatch):
     cfg = dict(train_dataloader=dict(dataset=dict(data_root=str(tmp_path / 'd' / 'cls'))),
                val_dataloader=dict(dataset=dict(data_root=str(tmp_path / 'd' / 'scenes'))))
     monkeypatch.setenv('LOCAL_RANK', '1')

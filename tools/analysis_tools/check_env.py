@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m sdae_mm.utils.check_env
+    python tools/analysis_tools/check_env.py
 
 Prints the versions of python, torch, torchvision, mmcv (and whether its compiled ops
 import and run), mmengine, mmpretrain, mmseg, mmdet, timm, numpy, opencv and pycocotools,

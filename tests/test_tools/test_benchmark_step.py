@@ -1,30 +1,19 @@
-"""Tests of tools/benchmark.py and sdae_mm.utils.benchmark (tiny configs, in-process)."""
-import importlib.util
+"""Tests of tools/analysis_tools/benchmark_step.py (tiny configs, in-process)."""
 import json
-import os.path as osp
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from sdae_mm.utils import benchmark as bm
+from tools.analysis_tools import benchmark_step as bm
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TOOL = osp.join(REPO, 'tools', 'benchmark.py')
 # DeiT-Tiny encoders (192-d, 12 blocks, 3 heads) on 64x64 images (16 patches); the
 # decoder shrunk to one 32-d block so a step takes milliseconds.
 SMALL_DECODER = ['model.neck.embed_dims=32', 'model.neck.num_layers=1',
                  'model.neck.num_heads=2']
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location('benchmark_tool', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tool = load_tool()
+tool = bm  # the command line: ``tool.main(argv)``
 
 
 def run_tool(tmp_path, *extra, name='out.json', algo='sdae', options=SMALL_DECODER):

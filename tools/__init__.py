@@ -1,0 +1,1 @@
+"""Command-line tools; importable as ``tools.*`` from the repository root (tests)."""
