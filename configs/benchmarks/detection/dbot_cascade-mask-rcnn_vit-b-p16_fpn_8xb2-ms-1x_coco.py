@@ -15,7 +15,7 @@ _base_ = [
     'mmdet::_base_/default_runtime.py',
 ]
 default_scope = 'mmdet'
-custom_imports = dict(imports=['sdae_mm'], allow_failed_imports=False)
+custom_imports = dict(imports=['sdae_mm', 'sdae_mm.downstream.det'], allow_failed_imports=False)
 
 max_epochs = 12
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
