@@ -215,8 +215,15 @@ class DecodeRandomResizedCrop(BaseTransform):
                                           self.aspect_ratio_range, self.max_attempts)
 
     def resize_array(self, arr: np.ndarray, box: Tuple[int, int, int, int]) -> np.ndarray:
-        """Resample ``box`` = ``(top, left, h, w)`` of an ``(H, W, C)`` uint8 array to the
-        output size with torch's antialiased filter; ``(out_h, out_w, C)`` uint8."""
+        """Resample a box of an array to the output size with torch's antialiased filter.
+
+        Args:
+            arr (np.ndarray): uint8 ``(H, W, C)``, writable.
+            box (tuple): ``(top, left, h, w)`` in ``arr``'s coordinates.
+
+        Returns:
+            np.ndarray: uint8 ``(out_h, out_w, C)``.
+        """
         top, left, crop_h, crop_w = box
         region = torch.from_numpy(arr[top:top + crop_h, left:left + crop_w])
         out = F.interpolate(region.permute(2, 0, 1)[None], size=(self.out_h, self.out_w),
@@ -286,7 +293,19 @@ class DecodeRandomResizedCrop(BaseTransform):
 
     def decode_jpeg(self, data: bytes, height: int, width: int, grey: bool,
                     box: Tuple[int, int, int, int]) -> Optional[np.ndarray]:
-        """Decode and crop a JPEG with simplejpeg; None if libjpeg-turbo reports damage."""
+        """Decode, crop and resize a JPEG with simplejpeg.
+
+        Args:
+            data (bytes): The file's bytes.
+            height (int): Image height, from :meth:`jpeg_header`.
+            width (int): Image width.
+            grey (bool): Whether the JPEG is grey-scale (decoded as one channel).
+            box (tuple): ``(top, left, h, w)`` in the full-size image's coordinates.
+
+        Returns:
+            np.ndarray | None: The RGB output, uint8 ``(out_h, out_w, 3)``; None if
+            libjpeg-turbo reports damage (the caller then decodes with Pillow).
+        """
         top, left, crop_h, crop_w = box
         s = draft_scale(crop_h, crop_w, self.out_h, self.out_w)
         min_h, min_w = -(-height // s), -(-width // s)
