@@ -47,3 +47,8 @@ def test_tool_times_both_loaders_and_measures_psnr(tmp_path):
     exact = tool.main([CONFIG, '--synthetic', '3', '--size', '300', '200', '--batch-size',
                        '3', '--rounds', '1', '--exact'])
     assert exact['crop']['exact'] is True and 'psnr' not in exact
+    pil = tool.main([CONFIG, '--synthetic', '3', '--size', '300', '200', '--batch-size', '3',
+                     '--rounds', '1', '--psnr-images', '2', '--decode-backend', 'pillow',
+                     '--resize-backend', 'pillow'])
+    assert pil['crop']['decode_backend'] == 'pillow' and pil['crop']['resize_backend'] == 'pillow'
+    assert pil['psnr']['crops'] == 2 and pil['psnr']['psnr_db_min'] > 30

@@ -255,6 +255,10 @@ def parse_args(argv=None):
     parser.add_argument('--worker-batches', type=int, default=20)
     parser.add_argument('--exact', action='store_true',
                         help="time DecodeRandomResizedCrop's exact mode (full-size decode)")
+    parser.add_argument('--decode-backend', choices=['auto', 'simplejpeg', 'pillow'],
+                        help="DecodeRandomResizedCrop's decoder (default: the config's)")
+    parser.add_argument('--resize-backend', choices=['torch', 'pillow'],
+                        help="DecodeRandomResizedCrop's resampler (default: the config's)")
     parser.add_argument('--psnr-images', type=int, default=64)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--json', default=None)
@@ -275,12 +279,16 @@ def main(argv=None) -> dict:
     cfg = Config.fromfile(args.config)
     if args.exact:
         crop_entry(cfg)['exact'] = True
+    for key in ('decode_backend', 'resize_backend'):
+        if getattr(args, key):
+            crop_entry(cfg)[key] = getattr(args, key)
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     import sdae_mm  # noqa: F401  (registers the transforms and the sampler)
 
     tmp = None
     result = dict(config=args.config, crop=dict(crop_entry(cfg)), cpu=_cpu_name(),
-                  torch=torch.__version__, pillow=Image.__version__)
+                  torch=torch.__version__, pillow=Image.__version__,
+                  simplejpeg=_version('simplejpeg'))
     if args.images:
         root = args.images
         result['images'] = root
@@ -309,6 +317,13 @@ def main(argv=None) -> dict:
         with open(args.json, 'w') as f:
             json.dump(result, f, indent=2)
     return result
+
+
+def _version(package: str) -> str:
+    try:
+        return __import__(package).__version__
+    except ImportError:
+        return 'not installed'
 
 
 def _cpu_name() -> str:

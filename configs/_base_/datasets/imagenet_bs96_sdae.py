@@ -8,8 +8,9 @@ train_pipeline = [
     # each sample's crop, flip and mask from a seed of (run seed, epoch, index): the same
     # augmentations whatever the workers, and after a resume (sdae_mm SeededSampler)
     dict(type='SeedPerSample'),
-    # LoadImageFromFile + RandomResizedCrop in one: decodes JPEGs at 1/2-1/8 scale when the
-    # crop is over twice the output (exact=True: always full size; docs/speed.md)
+    # LoadImageFromFile + RandomResizedCrop in one: libjpeg-turbo (simplejpeg) decodes JPEGs
+    # at 1/2-1/8 scale when the crop is over twice the output, torch's antialiased bicubic
+    # resizes full-size crops (exact=True: torchvision's pixels; docs/speed.md)
     dict(type='DecodeRandomResizedCrop', scale=224, crop_ratio_range=(0.2, 1.0),
          interpolation='bicubic'),
     dict(type='RandomFlip', prob=0.5),

@@ -2,9 +2,10 @@
 
 :class:`DecodeRandomResizedCrop` reads the image file itself and decodes only what the crop
 needs: the crop box is drawn from the image header, and when the crop is at least twice the
-output size, Pillow's ``draft`` asks libjpeg for a DCT-domain downscaled decode (1/2, 1/4
-or 1/8), so the large images of ImageNet are never decoded at full size. Pixels stay uint8
-from the decoder to the batch (the data preprocessor normalises).
+output size, libjpeg(-turbo) decodes at 1/2, 1/4 or 1/8 scale in the DCT domain (through
+simplejpeg or Pillow's ``draft``), so the large images of ImageNet are never decoded at
+full size; full-size crops are resampled by torch's vectorised antialiased filter. Pixels
+stay uint8 from the decoder to the batch (the data preprocessor normalises).
 
 :class:`ClampedRandomResizedCrop` is the crop of MAE's linear probe (one draw, clamped).
 """
@@ -14,12 +15,19 @@ import warnings
 from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from mmcv.transforms import BaseTransform
 from mmcv.transforms.utils import cache_randomness
 from mmengine import fileio
 from mmpretrain.datasets.transforms import RandomResizedCrop
 from mmpretrain.registry import TRANSFORMS
 from PIL import Image
+
+try:
+    import simplejpeg
+except ImportError:  # pragma: no cover - optional, Pillow decodes instead
+    simplejpeg = None
 
 PIL_INTERPOLATION = {
     'nearest': Image.NEAREST,
@@ -29,6 +37,7 @@ PIL_INTERPOLATION = {
     'lanczos': Image.LANCZOS,
     'hamming': Image.HAMMING,
 }
+TORCH_INTERPOLATION = ('bilinear', 'bicubic')  # antialiased in torch as in Pillow
 DRAFT_SCALES = (8, 4, 2)
 
 
@@ -82,6 +91,13 @@ def draft_scale(crop_h: int, crop_w: int, out_h: int, out_w: int) -> int:
     return next((s for s in DRAFT_SCALES if s <= room), 1)
 
 
+def _to_rgb(arr: np.ndarray) -> np.ndarray:
+    """``(H, W, 3)`` from an RGB or grey (``(H, W)`` or ``(H, W, 1)``) uint8 array."""
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    return np.repeat(arr, 3, axis=2) if arr.shape[2] == 1 else arr
+
+
 def _to_size(scale: Union[int, Sequence[int]]) -> Tuple[int, int]:
     if isinstance(scale, int):
         return scale, scale
@@ -95,13 +111,28 @@ class DecodeRandomResizedCrop(BaseTransform):
     """Load an image file and take a random resized crop, decoding only what it needs.
 
     Replaces ``LoadImageFromFile`` + ``RandomResizedCrop(backend='pillow')`` with the same
-    crop law (torchvision's, see :func:`random_resized_crop_params`) and Pillow resampling.
-    In the default fast mode, a JPEG whose crop is at least twice the output size in both
-    dimensions is decoded at 1/2, 1/4 or 1/8 scale in libjpeg's DCT domain (Pillow's
-    ``Image.draft``), keeping the scaled crop no smaller than the output; the remaining
-    downscale is Pillow's resampling as before. This changes pixels slightly (the measured
-    PSNR against ``exact=True`` is in docs/speed.md); ``exact=True`` always decodes at
-    full size and gives the same pixels as ``PIL.Image.crop`` + ``resize``.
+    crop law (torchvision's, see :func:`random_resized_crop_params`) and bicubic resampling.
+    The crop box is drawn from the file's header. In the default fast mode:
+
+    - a JPEG whose crop is at least twice the output size in both dimensions is decoded at
+      1/2, 1/4 or 1/8 scale in libjpeg's DCT domain, keeping the scaled crop no smaller
+      than the output, and every JPEG is decoded with libjpeg's fast IDCT and plain chroma
+      upsampling (``fast_idct``);
+    - the decoder is libjpeg-turbo through `simplejpeg <https://gitlab.com/jfolz/simplejpeg>`_
+      (``decode_backend='simplejpeg'``; the same library and the same pixels as Pillow's
+      decoder, without Pillow's 4-byte pixel layout and copies) or Pillow (``'pillow'``;
+      ``'auto'`` takes simplejpeg when it is importable). Files that are not 8-bit
+      YCbCr/RGB/grey JPEGs (PNG, CMYK JPEGs, ...) and JPEGs that libjpeg-turbo reports as
+      damaged go through Pillow, which names the problem;
+    - the bilinear/bicubic resampling of full-size decodes is torch's antialiased
+      ``interpolate`` on uint8 (``resize_backend='torch'``; the same filter as Pillow's,
+      vectorised, differing from Pillow by rounding) or Pillow's (``'pillow'``). Scaled
+      decodes are resampled by Pillow, whose fractional source box keeps the crop exact.
+
+    This changes pixels slightly (the measured PSNR against ``exact=True`` is in
+    docs/speed.md); ``exact=True`` always decodes at full size with Pillow and gives
+    the same pixels as ``PIL.Image.crop`` + ``resize`` (torchvision's). An unreadable file
+    raises an ``OSError`` naming it.
 
     Grey-scale images are resized before their channels are replicated (the same pixels,
     a third of the work); other modes are converted to RGB first.
@@ -116,13 +147,16 @@ class DecodeRandomResizedCrop(BaseTransform):
         aspect_ratio_range (tuple[float, float]): Range of the crop's aspect ratio.
             Defaults to (3/4, 4/3).
         max_attempts (int): Draws before the centre-crop fallback. Defaults to 10.
-        interpolation (str): Pillow resampling filter. Defaults to 'bicubic'.
-        exact (bool): Decode at full size, with libjpeg's default (accurate) IDCT and
-            chroma upsampling, always: the pixels of ``LoadImageFromFile`` with Pillow
-            + ``RandomResizedCrop``. Defaults to False.
+        interpolation (str): Resampling filter (Pillow's names). Defaults to 'bicubic'.
+        exact (bool): Decode at full size with Pillow, with libjpeg's default (accurate)
+            IDCT and chroma upsampling, and resample with Pillow, always: the pixels of
+            ``LoadImageFromFile`` with Pillow + ``RandomResizedCrop``. Defaults to False.
         fast_idct (bool): When not ``exact``, decode JPEGs with libjpeg's fastest inverse
-            DCT and without its smoothing chroma upsampling (the decoder's draft flag;
-            about 18 % less decoding time at 500 x 375). Defaults to True.
+            DCT and without its smoothing chroma upsampling. Defaults to True.
+        decode_backend (str): 'auto', 'simplejpeg' or 'pillow' (see above; ignored when
+            ``exact``). Defaults to 'auto'.
+        resize_backend (str): 'torch' or 'pillow' (see above; ignored when ``exact``).
+            Defaults to 'torch'.
         channel_order (str): 'bgr' (like ``LoadImageFromFile``, for data preprocessors
             with ``to_rgb=True``) or 'rgb'. Either is a view of the decoded array.
             Defaults to 'bgr'.
@@ -137,6 +171,8 @@ class DecodeRandomResizedCrop(BaseTransform):
                  interpolation: str = 'bicubic',
                  exact: bool = False,
                  fast_idct: bool = True,
+                 decode_backend: str = 'auto',
+                 resize_backend: str = 'torch',
                  channel_order: str = 'bgr',
                  backend_args: Optional[dict] = None) -> None:
         self.out_h, self.out_w = _to_size(scale)
@@ -148,6 +184,14 @@ class DecodeRandomResizedCrop(BaseTransform):
             raise ValueError(f'interpolation must be one of {sorted(PIL_INTERPOLATION)}')
         if channel_order not in ('bgr', 'rgb'):
             raise ValueError(f"channel_order must be 'bgr' or 'rgb', got {channel_order!r}")
+        if decode_backend not in ('auto', 'simplejpeg', 'pillow'):
+            raise ValueError("decode_backend must be 'auto', 'simplejpeg' or 'pillow', "
+                             f'got {decode_backend!r}')
+        if decode_backend == 'simplejpeg' and simplejpeg is None:
+            raise ImportError("decode_backend='simplejpeg' needs the simplejpeg package")
+        if resize_backend not in ('torch', 'pillow'):
+            raise ValueError(f"resize_backend must be 'torch' or 'pillow', got "
+                             f'{resize_backend!r}')
         self.scale = scale
         self.crop_ratio_range = tuple(crop_ratio_range)
         self.aspect_ratio_range = tuple(aspect_ratio_range)
@@ -155,6 +199,12 @@ class DecodeRandomResizedCrop(BaseTransform):
         self.interpolation = interpolation
         self.exact = exact
         self.fast_idct = fast_idct and not exact
+        self.decode_backend = decode_backend
+        self.resize_backend = resize_backend
+        self.use_simplejpeg = (not exact and decode_backend != 'pillow'
+                               and simplejpeg is not None)
+        self.use_torch_resize = (not exact and resize_backend == 'torch'
+                                 and interpolation in TORCH_INTERPOLATION)
         self.channel_order = channel_order
         self.backend_args = backend_args
 
@@ -164,15 +214,37 @@ class DecodeRandomResizedCrop(BaseTransform):
         return random_resized_crop_params(height, width, self.crop_ratio_range,
                                           self.aspect_ratio_range, self.max_attempts)
 
-    def crop_image(self, img: Image.Image) -> Tuple[Image.Image, Tuple[int, int, int, int]]:
-        """Crop and resize an opened (not yet decoded) image.
+    def resize_array(self, arr: np.ndarray, box: Tuple[int, int, int, int]) -> np.ndarray:
+        """Resample a box of an array to the output size with torch's antialiased filter.
+
+        Args:
+            arr (np.ndarray): uint8 ``(H, W, C)``, writable.
+            box (tuple): ``(top, left, h, w)`` in ``arr``'s coordinates.
 
         Returns:
-            tuple: the RGB output image and the crop box ``(top, left, h, w)`` in the
-            coordinates of the full-size image.
+            np.ndarray: uint8 ``(out_h, out_w, C)``.
+        """
+        top, left, crop_h, crop_w = box
+        region = torch.from_numpy(arr[top:top + crop_h, left:left + crop_w])
+        out = F.interpolate(region.permute(2, 0, 1)[None], size=(self.out_h, self.out_w),
+                            mode=self.interpolation, antialias=True, align_corners=False)
+        return out[0].permute(1, 2, 0).numpy()
+
+    def crop_image(self,
+                   img: Image.Image,
+                   box: Optional[Tuple[int, int, int, int]] = None) -> np.ndarray:
+        """Crop and resize an image opened (not yet decoded) by Pillow.
+
+        Args:
+            img (PIL.Image.Image): The opened image.
+            box (tuple, optional): ``(top, left, h, w)`` in the full-size image's
+                coordinates; drawn with :meth:`crop_params` if not given.
+
+        Returns:
+            np.ndarray: The RGB output, uint8 ``(out_h, out_w, 3)``.
         """
         width, height = img.size
-        top, left, crop_h, crop_w = box = self.crop_params(height, width)
+        top, left, crop_h, crop_w = box or self.crop_params(height, width)
         s = 1 if self.exact else draft_scale(crop_h, crop_w, self.out_h, self.out_w)
         if s > 1 or self.fast_idct:
             # a no-op for non-JPEG files; libjpeg's scaled size is ceil(size / s)
@@ -188,29 +260,90 @@ class DecodeRandomResizedCrop(BaseTransform):
                 img.decoderconfig = (s, 1)
         if img.mode not in ('RGB', 'L'):
             img = img.convert('RGB')
+        if s == 1 and self.use_torch_resize:
+            img.load()
+            arr = np.array(img)  # writable, for torch
+            return _to_rgb(self.resize_array(arr if arr.ndim == 3 else arr[..., None],
+                                             (top, left, crop_h, crop_w)))
+        return _to_rgb(np.asarray(self._pillow_resize(img, (top, left, crop_h, crop_w), s)))
+
+    def _pillow_resize(self, img: Image.Image, box: Tuple[int, int, int, int],
+                       s: int) -> Image.Image:
+        top, left, crop_h, crop_w = box
         resample = PIL_INTERPOLATION[self.interpolation]
         if s == 1:
             # crop, then resize: the filter clamps at the crop's edges, as torchvision's
-            out = img.crop((left, top, left + crop_w, top + crop_h)).resize(
+            return img.crop((left, top, left + crop_w, top + crop_h)).resize(
                 (self.out_w, self.out_h), resample)
-        else:
-            # the box in the downscaled image's coordinates (fractional): one call
-            region = (left / s, top / s, (left + crop_w) / s, (top + crop_h) / s)
-            out = img.resize((self.out_w, self.out_h), resample, box=region)
-        if out.mode != 'RGB':
-            out = out.convert('RGB')
-        return out, box
+        # the box in the downscaled image's coordinates (fractional): one call
+        region = (left / s, top / s, (left + crop_w) / s, (top + crop_h) / s)
+        return img.resize((self.out_w, self.out_h), resample, box=region)
+
+    def jpeg_header(self, data: bytes) -> Optional[Tuple[int, int, bool]]:
+        """``(height, width, grey)`` of a JPEG for simplejpeg; None: leave it to Pillow."""
+        if not self.use_simplejpeg or data[:2] != b'\xff\xd8':
+            return None
+        try:
+            height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
+        except ValueError:
+            return None  # Pillow reads it or names the problem
+        if colorspace not in ('YCbCr', 'RGB', 'Gray'):
+            return None  # CMYK, YCCK: Pillow's conversion, as the official loader's
+        return height, width, colorspace == 'Gray'
+
+    def decode_jpeg(self, data: bytes, height: int, width: int, grey: bool,
+                    box: Tuple[int, int, int, int]) -> Optional[np.ndarray]:
+        """Decode, crop and resize a JPEG with simplejpeg.
+
+        Args:
+            data (bytes): The file's bytes.
+            height (int): Image height, from :meth:`jpeg_header`.
+            width (int): Image width.
+            grey (bool): Whether the JPEG is grey-scale (decoded as one channel).
+            box (tuple): ``(top, left, h, w)`` in the full-size image's coordinates.
+
+        Returns:
+            np.ndarray | None: The RGB output, uint8 ``(out_h, out_w, 3)``; None if
+            libjpeg-turbo reports damage (the caller then decodes with Pillow).
+        """
+        top, left, crop_h, crop_w = box
+        s = draft_scale(crop_h, crop_w, self.out_h, self.out_w)
+        min_h, min_w = -(-height // s), -(-width // s)
+        try:
+            arr = simplejpeg.decode_jpeg(
+                data, colorspace='GRAY' if grey else 'RGB', fastdct=self.fast_idct,
+                fastupsample=self.fast_idct, min_height=min_h, min_width=min_w,
+                min_factor=s)
+        except ValueError:
+            return None  # e.g. extraneous bytes: Pillow decodes what it can, or raises
+        if arr.shape[:2] != (min_h, min_w):
+            raise RuntimeError(f'unexpected decoded size {arr.shape[:2]} of '
+                               f'{(height, width)} at scale 1/{s}')
+        if s == 1 and self.use_torch_resize:
+            return _to_rgb(self.resize_array(arr, box))
+        img = Image.fromarray(arr[..., 0] if grey else arr)
+        return _to_rgb(np.asarray(self._pillow_resize(img, box, s)))
 
     def transform(self, results: dict) -> dict:
         """Read ``results['img_path']`` and write the crop to ``results['img']``."""
-        data = fileio.get(results['img_path'], backend_args=self.backend_args)
-        with Image.open(io.BytesIO(data)) as img:
-            ori_shape = (img.size[1], img.size[0])
-            out, _ = self.crop_image(img)
-        arr = np.asarray(out)
-        results['img'] = arr[..., ::-1] if self.channel_order == 'bgr' else arr
+        path = results['img_path']
+        data = fileio.get(path, backend_args=self.backend_args)
+        try:
+            out, header = None, self.jpeg_header(data)
+            if header is not None:
+                height, width, grey = header
+                box = self.crop_params(height, width)
+                out = self.decode_jpeg(data, height, width, grey, box)
+            if out is None:
+                with Image.open(io.BytesIO(data)) as img:
+                    width, height = img.size
+                    out = self.crop_image(img, box if header is not None else None)
+        except (OSError, SyntaxError, ValueError) as e:
+            raise OSError(f'{type(self).__name__} cannot read {path}: '
+                          f'{type(e).__name__}: {e}') from e
+        results['img'] = out[..., ::-1] if self.channel_order == 'bgr' else out
         results['img_shape'] = (self.out_h, self.out_w)
-        results['ori_shape'] = ori_shape
+        results['ori_shape'] = (height, width)
         return results
 
     def __repr__(self) -> str:
@@ -218,7 +351,8 @@ class DecodeRandomResizedCrop(BaseTransform):
                 f'crop_ratio_range={self.crop_ratio_range}, '
                 f'aspect_ratio_range={self.aspect_ratio_range}, '
                 f'interpolation={self.interpolation}, exact={self.exact}, '
-                f'fast_idct={self.fast_idct}, '
+                f'fast_idct={self.fast_idct}, decode_backend={self.decode_backend}, '
+                f'resize_backend={self.resize_backend}, '
                 f'channel_order={self.channel_order})')
 
 

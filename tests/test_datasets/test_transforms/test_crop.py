@@ -10,7 +10,11 @@ from scipy import stats
 from torchvision import transforms as T
 
 from sdae_mm.datasets.transforms import ClampedRandomResizedCrop, DecodeRandomResizedCrop
+from sdae_mm.datasets.transforms import crop as crop_module
 from sdae_mm.datasets.transforms.crop import draft_scale, random_resized_crop_params
+
+needs_simplejpeg = pytest.mark.skipif(crop_module.simplejpeg is None,
+                                      reason='simplejpeg is not installed')
 
 
 def _photo(width, height, seed=0):
@@ -33,7 +37,28 @@ def jpegs(tmp_path_factory):
     _photo(1000, 800).convert('L').save(paths['grey'], quality=90)
     paths['rgba'] = str(root / 'rgba.png')
     _photo(300, 200).convert('RGBA').save(paths['rgba'])
+    paths['cmyk'] = str(root / 'cmyk.jpg')
+    _photo(600, 450).convert('CMYK').save(paths['cmyk'], quality=90)
+    with open(paths['photo'], 'rb') as f:
+        data = f.read()
+    for name, bad in dict(truncated=data[:len(data) // 2], garbage=b'\xff\xd8 not a JPEG',
+                          # stray bytes before a marker, as in a few ImageNet files:
+                          # libjpeg warns, Pillow decodes
+                          extraneous=data.replace(b'\xff\xda', b'\x12\x34\xff\xda', 1)).items():
+        paths[name] = str(root / f'{name}.JPEG')
+        with open(paths[name], 'wb') as f:
+            f.write(bad)
     return paths
+
+
+def _psnr(a, b):
+    mse = np.mean((a.astype(float) - b.astype(float))**2)
+    return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
+
+
+def _crop(transform, path, seed):
+    np.random.seed(seed)
+    return transform(dict(img_path=path))['img']
 
 
 @pytest.mark.parametrize('size', [(375, 500), (500, 375), (64, 64), (1000, 20), (20, 1000)])
@@ -101,21 +126,18 @@ def test_draft_only_for_large_crops_and_close_to_exact(jpegs):
     assert draft_scale(1800, 1800, 224, 224) == 8 and draft_scale(900, 1000, 224, 224) == 4
     fast = DecodeRandomResizedCrop(224, crop_ratio_range=(0.9, 1.0), fast_idct=False)
     exact = DecodeRandomResizedCrop(224, crop_ratio_range=(0.9, 1.0), exact=True)
-    psnrs = []
-    for seed in range(4):
-        np.random.seed(seed)
-        a = fast(dict(img_path=jpegs['large']))['img'].astype(float)
-        np.random.seed(seed)
-        b = exact(dict(img_path=jpegs['large']))['img'].astype(float)
-        mse = np.mean((a - b)**2)
-        assert mse > 0  # a 1600 x 1200 crop of >= 90 % is decoded at 1/4 or 1/2 scale
-        psnrs.append(10 * math.log10(255**2 / mse))
-    assert min(psnrs) > 30, psnrs
-    # a crop smaller than twice the output: full-size decode, the exact pixels
-    np.random.seed(0)
-    a = fast(dict(img_path=jpegs['photo']))['img']
-    np.random.seed(0)
-    np.testing.assert_array_equal(a, exact(dict(img_path=jpegs['photo']))['img'])
+    psnrs = [_psnr(_crop(fast, jpegs['large'], seed), _crop(exact, jpegs['large'], seed))
+             for seed in range(4)]
+    # a 1600 x 1200 crop of >= 90 % is decoded at 1/4 or 1/2 scale
+    assert 30 < min(psnrs) and max(psnrs) < math.inf, psnrs
+    # a crop smaller than twice the output: full-size decode, the exact pixels with
+    # Pillow's resampling, nearly them with torch's
+    for decode in ('auto', 'pillow'):
+        pil = DecodeRandomResizedCrop(224, crop_ratio_range=(0.9, 1.0), fast_idct=False,
+                                      decode_backend=decode, resize_backend='pillow')
+        np.testing.assert_array_equal(_crop(pil, jpegs['photo'], 0),
+                                      _crop(exact, jpegs['photo'], 0))
+    assert _psnr(_crop(fast, jpegs['photo'], 0), _crop(exact, jpegs['photo'], 0)) > 50
 
 
 def test_fast_idct_changes_pixels_little(jpegs):
@@ -136,6 +158,93 @@ def test_grey_is_resized_before_replication(jpegs):
     assert (out[..., 0] == out[..., 1]).all() and (out[..., 1] == out[..., 2]).all()
 
 
+BACKENDS = [('pillow', 'pillow'), ('pillow', 'torch'),
+            pytest.param('simplejpeg', 'pillow', marks=needs_simplejpeg),
+            pytest.param('simplejpeg', 'torch', marks=needs_simplejpeg)]
+
+
+@pytest.mark.parametrize('decode,resize', BACKENDS)
+def test_backends_draw_the_same_boxes_and_stay_close_to_exact(jpegs, decode, resize):
+    """Every backend: the same numpy draws, the same box, pixels within a PSNR bound."""
+    kwargs = dict(scale=224, crop_ratio_range=(0.2, 1.0))
+    fast = DecodeRandomResizedCrop(**kwargs, decode_backend=decode, resize_backend=resize)
+    exact = DecodeRandomResizedCrop(**kwargs, exact=True)
+    ref = DecodeRandomResizedCrop(**kwargs, decode_backend='pillow', resize_backend='pillow')
+    assert fast.use_simplejpeg == (decode == 'simplejpeg')
+    for name in ('small', 'photo', 'large', 'grey', 'rgba', 'cmyk', 'extraneous'):
+        for seed in range(3):
+            a = _crop(fast, jpegs[name], seed)
+            state = np.random.get_state()[1][np.random.get_state()[2] - 1]
+            b = _crop(exact, jpegs[name], seed)
+            # the same number of draws: the same position in numpy's stream afterwards
+            assert state == np.random.get_state()[1][np.random.get_state()[2] - 1], name
+            assert a.dtype == np.uint8 and a.shape == (224, 224, 3), name
+            assert _psnr(a, b) > 33, (name, seed, _psnr(a, b))
+            if resize == 'pillow':
+                # the decoders are the same libjpeg-turbo: identical pixels
+                np.testing.assert_array_equal(a, _crop(ref, jpegs[name], seed), err_msg=name)
+            if name == 'grey':
+                assert (a[..., 0] == a[..., 1]).all() and (a[..., 1] == a[..., 2]).all()
+
+
+@needs_simplejpeg
+def test_simplejpeg_decodes_only_the_jpegs_it_reads_like_pillow(jpegs, monkeypatch):
+    crop = DecodeRandomResizedCrop(224)
+    for name, expected in dict(photo=(375, 500, False), grey=(800, 1000, True),
+                               truncated=(375, 500, False), cmyk=None, rgba=None,
+                               garbage=None, extraneous=None).items():
+        with open(jpegs[name], 'rb') as f:
+            assert crop.jpeg_header(f.read()) == expected, name
+    # damage that libjpeg-turbo reports in the header or the data: Pillow's decode (the
+    # official loader's), with the box already drawn from the header if it was read
+    calls = []
+    monkeypatch.setattr(DecodeRandomResizedCrop, 'crop_image',
+                        lambda self, img, box=None: calls.append(box) or np.zeros((1, 1, 3)))
+    for name in ('photo', 'extraneous', 'truncated'):
+        np.random.seed(0)
+        crop(dict(img_path=jpegs[name]))
+    np.random.seed(0)
+    assert calls == [None, random_resized_crop_params(375, 500, (0.08, 1.0))]
+
+
+@pytest.mark.parametrize('decode', ['pillow', pytest.param('auto', marks=needs_simplejpeg)])
+@pytest.mark.parametrize('name', ['truncated', 'garbage'])
+def test_unreadable_files_name_the_file(jpegs, decode, name):
+    crop = DecodeRandomResizedCrop(224, decode_backend=decode)
+    with pytest.raises(OSError, match=f'cannot read {jpegs[name]}'):
+        crop(dict(img_path=jpegs[name]))
+
+
+def test_backend_choice_without_simplejpeg(jpegs, monkeypatch):
+    monkeypatch.setattr(crop_module, 'simplejpeg', None)
+    with pytest.raises(ImportError, match='simplejpeg'):
+        DecodeRandomResizedCrop(224, decode_backend='simplejpeg')
+    auto = DecodeRandomResizedCrop(224)
+    assert not auto.use_simplejpeg
+    np.testing.assert_array_equal(
+        _crop(auto, jpegs['photo'], 1),
+        _crop(DecodeRandomResizedCrop(224, decode_backend='pillow'), jpegs['photo'], 1))
+    exact = DecodeRandomResizedCrop(224, exact=True, decode_backend='simplejpeg'
+                                    if crop_module.simplejpeg else 'auto')
+    assert not exact.use_simplejpeg and not exact.use_torch_resize
+
+
+def test_torch_resize_matches_pillows_filter():
+    rng = np.random.default_rng(0)
+    arr = rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    crop = DecodeRandomResizedCrop((224, 160))  # (w, h)
+    # downscale, upscale, and down in one axis / up in the other
+    for box in ((10, 20, 280, 350), (50, 60, 100, 120), (0, 0, 120, 390)):
+        top, left, h, w = box
+        ref = np.asarray(Image.fromarray(arr[top:top + h, left:left + w]).resize(
+            (224, 160), Image.BICUBIC))
+        out = crop.resize_array(arr, box)
+        assert out.shape == (160, 224, 3) and out.dtype == np.uint8
+        assert np.abs(out.astype(int) - ref).max() <= 3 and _psnr(out, ref) > 50, box
+    grey = crop.resize_array(arr[..., :1].copy(), (0, 0, 300, 400))
+    assert grey.shape == (160, 224, 1)
+
+
 def test_invalid_arguments():
     with pytest.raises(ValueError):
         DecodeRandomResizedCrop(224, crop_ratio_range=(0.5, 1.5))
@@ -143,6 +252,10 @@ def test_invalid_arguments():
         DecodeRandomResizedCrop(224, interpolation='cubic')
     with pytest.raises(ValueError):
         DecodeRandomResizedCrop(224, channel_order='yuv')
+    with pytest.raises(ValueError):
+        DecodeRandomResizedCrop(224, decode_backend='turbojpeg')
+    with pytest.raises(ValueError):
+        DecodeRandomResizedCrop(224, resize_backend='cv2')
 
 
 def _official_clamped(height, width, scale, ratio, gen):
