@@ -20,7 +20,7 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 PY = '.venv/bin/python'
 REPO_DIRS = ('configs/', 'tools/', 'docs/', 'sdae_mm/', 'requirements/', 'tests/')
 # programs a documented command may run besides the tools and launchers
-OTHER_PROGRAMS = {'cd', 'git', 'ls', 'cat', 'mkdir', 'du', 'tail', '.venv/bin/mim'}
+OTHER_PROGRAMS = {'cd', 'git', 'ls', 'cat', 'mkdir', 'du', 'tail', 'grep', '.venv/bin/mim'}
 FORBIDDEN = {'python', 'python3', 'pip', 'pip3', 'torchrun', 'mim'}
 LAUNCHERS = {  # positional arguments before the tool's own arguments, the tool
     'tools/dist_train.sh': (['config', 'gpus'], 'tools/train.py'),
@@ -274,6 +274,8 @@ def check_command(command, variables=None):
         elif script == 'tools/setup_env.sh' and set(args) - {'--check', '--help'}:
             problems.append(f'tools/setup_env.sh takes only --check, got {args}')
     elif prog == PY:
+        if args[:2] == ['-X', 'importtime']:  # interpreter option, then the command
+            args = args[2:]
         if args[:1] == ['-c']:
             try:
                 compile(args[1], '<doc>', 'exec')

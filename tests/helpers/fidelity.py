@@ -13,7 +13,7 @@ asserts they agree and that docs/fidelity.md shows exactly these tables.
 
 Regenerate the docs section after a change::
 
-    python -m tests.helpers.fidelity --write
+    .venv/bin/python -m tests.helpers.fidelity --write
 """
 import math
 import os.path as osp
@@ -469,7 +469,7 @@ def render_section() -> str:
         'official run\'s value computed from the official code\'s rules, with its source '
         '(paths are in the official repository named under each title). '
         '`tests/test_engine/test_recipe_fidelity.py` asserts every row and that these '
-        'tables are the ones the code produces (`python -m tests.helpers.fidelity '
+        'tables are the ones the code produces (`.venv/bin/python -m tests.helpers.fidelity '
         '--write` rewrites them). Iterations are data-loader steps (micro-batches); '
         'ImageNet-1k train has 1,281,167 images. Where the two columns differ, the '
         'difference is deliberate and listed under *Deviations of the effective recipes* '

@@ -81,7 +81,7 @@ def test_the_document_shows_these_tables():
     with open(F.DOC) as f:
         doc = f.read()
     assert F.doc_section(doc) == F.render_section(), (
-        'docs/fidelity.md is out of date: run `python -m tests.helpers.fidelity --write`')
+        'docs/fidelity.md is out of date: run `.venv/bin/python -m tests.helpers.fidelity --write`')
 
 
 def test_flagship_config_is_sdae_vit_b_300e():
