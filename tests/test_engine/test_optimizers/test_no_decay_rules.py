@@ -20,7 +20,7 @@ import pytest
 import torch.nn as nn
 
 from sdae_mm.engine.optimizers import ViTLayerDecayOptimWrapperConstructor
-from sdae_mm.utils.checkpoint import mmpretrain_to_timm_key
+from sdae_mm.checkpoint.names import mmpretrain_to_timm_key
 from tests.helpers.builders import ROOT, build_from_config, groups_by_param
 CLS = 'configs/benchmarks/classification'
 SEG = 'configs/benchmarks/segmentation'
