@@ -63,11 +63,11 @@ ADE20K = ('ADEChallengeData2016 as mmseg expects: {root}/images/{{training,valid
 COCO = ('COCO 2017 as mmdet expects: {root}/train2017/, {root}/val2017/ and '
         '{root}/annotations/instances_{{train,val}}2017.json')
 DEMO_CLS = ('the demo digits: {root}/{{train,val}}/<digit>/*.png '
-            '(build them with: python tools/prepare_demo_data.py --out data/demo)')
+            '(build them with: .venv/bin/python tools/prepare_demo_data.py --out data/demo)')
 DEMO_SCENES = ('the demo digit scenes: {root}/img_dir/{{train,val}}/*.png, '
                '{root}/ann_dir/{{train,val}}/*.png and '
                '{root}/annotations/instances_{{train,val}}.json '
-               '(build them with: python tools/prepare_demo_data.py --out data/demo)')
+               '(build them with: .venv/bin/python tools/prepare_demo_data.py --out data/demo)')
 
 # How a protocol's config receives the converted encoder, and a random initialisation.
 INIT_CFG = ('model.backbone.init_cfg.checkpoint', 'model.backbone.init_cfg=None')
