@@ -134,7 +134,7 @@ PRESETS = {
                 CLS_METRIC, DEMO_CLS, 'linear probe, digits val'),
             'finetune': _protocol(
                 'train', 'mmpretrain',
-                {'demo': DEMO + 'finetune_vit-demo-p8_1xb64-coslr-3e_digits.py'},
+                {'demo': DEMO + 'finetune_vit-demo-p8_1xb64-coslr-10e_digits.py'},
                 CLS_METRIC, DEMO_CLS, 'fine-tuning, digits val'),
             'ade20k': _protocol(
                 'train', 'mmseg',

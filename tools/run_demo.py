@@ -35,8 +35,8 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 STAGES = ('data', 'pretrain', 'evaluate', 'report')
 #: name -> pretraining config; the demo's columns, then the random-init baseline.
 PRETRAIN = {
-    'sdae': 'configs/demo/sdae_vit-demo-p8_1xb64-40e_digits.py',
-    'mae': 'configs/demo/mae_vit-demo-p8_1xb64-40e_digits.py',
+    'sdae': 'configs/demo/sdae_vit-demo-p8_1xb64-60e_digits.py',
+    'mae': 'configs/demo/mae_vit-demo-p8_1xb64-60e_digits.py',
 }
 COLUMNS = (('sdae', 'SdAE'), ('mae', 'MAE'), ('random', 'random init'))
 
@@ -132,9 +132,37 @@ def comparison_rows(evaluations: Dict[str, dict]) -> List[list]:
             for p, metric in keys]
 
 
+def machine_description() -> str:
+    """CPU model, core count and the torch version, for the report's provenance line."""
+    import platform
+
+    import torch
+    model = platform.processor() or platform.machine()
+    try:
+        with open('/proc/cpuinfo') as f:
+            names = [line.split(':', 1)[1].strip() for line in f if line.startswith('model name')]
+        model = names[0] if names else model
+    except OSError:
+        pass
+    return (f'{model}, {os.cpu_count()} CPU cores, torch {torch.__version__}, '
+            f'{torch.get_num_threads()} threads')
+
+
+def provenance_markdown(results: dict) -> List[str]:
+    """When, where and with which configs the table was made, and what "-" means."""
+    configs = [f'`{c}`' for c in PRETRAIN.values()]
+    configs += [f'`{row["config"]}`' for res in results.get('evaluations', {}).values()
+                for row in res.get('rows', [])]
+    return [f'`make demo` (tools/run_demo.py) on {results.get("date", "?")}, '
+            f'{results.get("machine", "?")}.',
+            'Configs: ' + ', '.join(dict.fromkeys(configs)) + '.',
+            '"-" means the evaluation has no value for that column (not run, or failed).', '']
+
+
 def comparison_markdown(results: dict) -> str:
-    lines = ['| evaluation | metric | ' + ' | '.join(t for _, t in COLUMNS) + ' |',
-             '|---|---|' + '---|' * len(COLUMNS)]
+    lines = provenance_markdown(results)
+    lines += ['| evaluation | metric | ' + ' | '.join(t for _, t in COLUMNS) + ' |',
+              '|---|---|' + '---|' * len(COLUMNS)]
     lines += ['| ' + ' | '.join(row) + ' |' for row in comparison_rows(results['evaluations'])]
     failed = [f'{name}: {item["protocol"]}' for name, res in results['evaluations'].items()
               for item in res.get('failed', [])]
@@ -248,6 +276,8 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     sys.path.insert(0, osp.join(ROOT, 'tools'))
     demo = Demo(args)
+    demo.results['date'] = time.strftime('%Y-%m-%d %H:%M %Z')
+    demo.results['machine'] = machine_description()
     start = time.time()
     demo.run(args.stages)
     demo.results['seconds']['total'] = round(time.time() - start, 1)

@@ -28,7 +28,7 @@ checkpoint = 'work_dirs/demo/sdae/backbone_mmpretrain.pth'
 
 model = dict(
     backbone=dict(arch=demo_arch, img_size=64, patch_size=8,
-                  init_cfg=dict(type='PretrainedViT', checkpoint=checkpoint)),
+                  init_cfg=dict(type='Pretrained', checkpoint=checkpoint)),
     head=dict(num_classes=10, in_channels=96),
     # no Mixup/CutMix (see above)
     train_cfg=None)

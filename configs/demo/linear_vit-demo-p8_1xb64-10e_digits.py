@@ -27,7 +27,7 @@ checkpoint = 'work_dirs/demo/sdae/backbone_mmpretrain.pth'
 
 model = dict(
     backbone=dict(arch=demo_arch, img_size=64, patch_size=8, frozen_stages=6,
-                  init_cfg=dict(type='PretrainedViT', checkpoint=checkpoint)),
+                  init_cfg=dict(type='Pretrained', checkpoint=checkpoint)),
     neck=dict(input_features=96),
     head=dict(num_classes=10, in_channels=96))
 

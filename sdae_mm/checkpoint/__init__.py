@@ -6,13 +6,11 @@
 - :mod:`.names`: timm <-> mmpretrain (= mmseg ``MAE``, mmdet ``PlainViT``/``ViTDet``) names;
 - :mod:`.pos_embed`: the position-embedding resizer;
 - :mod:`.convert`: one encoder for mmpretrain, mmseg, mmdet or timm;
-- :mod:`.load`: strict loading into a model; :mod:`.init`: the strict ``PretrainedViT``
-  weight initialiser for mmpretrain ViT backbones (``init_cfg``);
+- :mod:`.load`: strict loading into a model;
 - :mod:`.resume`: the checkpoint a run resumes from is readable, or the error says which
   earlier one is.
 """
 from .convert import TARGETS, convert_checkpoint_dict, convert_layout  # noqa: F401
-from .init import PretrainedViTInit  # noqa: F401
 from .io import (CheckpointReadError, CheckpointWriteError, check_readable,  # noqa: F401
                  read_checkpoint, save_checkpoint)
 from .layouts import (ALGORITHMS, BRANCHES, DEFAULT_BRANCH, FORMATS, Layout,  # noqa: F401
@@ -30,6 +28,5 @@ __all__ = [
     'extract_encoder', 'inspect_encoder', 'convert_layout', 'convert_checkpoint_dict',
     'load_encoder', 'load_state_dict_strict', 'load_model_checkpoint',
     'mmpretrain_to_timm_key', 'timm_to_mmpretrain_key', 'summarize_keys',
-    'resize_pos_embed', 'resize_rel_pos_table', 'check_resume_checkpoint',
-    'PretrainedViTInit'
+    'resize_pos_embed', 'resize_rel_pos_table', 'check_resume_checkpoint'
 ]

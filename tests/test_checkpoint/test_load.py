@@ -88,24 +88,3 @@ def test_resume_names_the_corrupt_file_and_the_previous_good_one(tmp_path):
     with pytest.raises(CheckpointReadError, match='no earlier readable checkpoint'):
         check_resume_checkpoint(cfg)
     assert check_resume_checkpoint(Config(dict(resume=False))) is None
-
-
-def test_pretrained_vit_init_is_strict(tmp_path):
-    """init_cfg=dict(type='PretrainedViT'): the fine-tuning recipe's backbone, strictly."""
-    src = vit().state_dict()
-    path = tmp_path / 'backbone.pth'
-    torch.save({'state_dict': src, 'meta': {}}, path)
-    cfg = dict(type='PretrainedViT', checkpoint=str(path))
-    finetune = VisionTransformer(arch=ARCH, img_size=64, patch_size=8, final_norm=False,
-                                 out_type='avg_featmap', init_cfg=cfg)
-    finetune.init_weights()
-    report = finetune._pretrained_report
-    assert report['initialised'] == ['ln2.bias', 'ln2.weight']
-    assert report['ignored'] == ['ln1.bias', 'ln1.weight']
-    assert report['resized'] == {'pos_embed': ((1, 17, 32), (1, 65, 32))}
-    assert torch.equal(finetune.layers[1].attn.qkv.weight, src['layers.1.attn.qkv.weight'])
-    # mmengine's Pretrained would only warn here; this raises naming the keys
-    deeper = VisionTransformer(arch=dict(ARCH, num_layers=3), img_size=32, patch_size=8,
-                               init_cfg=cfg)
-    with pytest.raises(CheckpointMismatchError, match=r'missing keys .*layers\.2\.'):
-        deeper.init_weights()

@@ -223,9 +223,8 @@ def test_demo_configs_keep_the_protocols(repo_root, tmp_path):
     torch.save({'state_dict': vit.state_dict(), 'meta': {}}, ckpt)
     from mmpretrain.registry import MODELS
     init_default_scope('mmpretrain')
-    model = MODELS.build(dict(ft.model, backbone=dict(ft.model.backbone,
-                                                      init_cfg=dict(type='Pretrained',
-                                                                    checkpoint=ckpt))))
+    model = MODELS.build(dict(ft.model, backbone=dict(
+        ft.model.backbone, init_cfg=dict(ft.model.backbone.init_cfg, checkpoint=ckpt))))
     model.init_weights()
     for name, value in vit.state_dict().items():
         if not name.startswith('ln1'):  # the final norm is unused with avg pooling

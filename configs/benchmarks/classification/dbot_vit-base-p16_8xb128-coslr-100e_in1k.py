@@ -7,7 +7,7 @@ _base_ = ['./vit-base-p16_8xb128-coslr-100e_in1k.py']
 
 checkpoint = 'work_dirs/dbot_vit-base-p16_32xb128-amp-coslr-1600e_in1k/backbone_mmpretrain.pth'
 model = dict(
-    backbone=dict(init_cfg=dict(type='PretrainedViT', checkpoint=checkpoint)),
+    backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=checkpoint)),
     head=dict(init_cfg=[dict(type='TruncNormal', layer='Linear', std=0.01, bias=0.)]))
 
 lr = 3e-4 * 1024 / 256

@@ -6,7 +6,7 @@ _base_ = ['./dbot_vit-base-p16_8xb128-coslr-100e_in1k.py']
 checkpoint = 'work_dirs/dbot_vit-large-p16_32xb128-amp-coslr-1600e_in1k/backbone_mmpretrain.pth'
 model = dict(
     backbone=dict(arch='large', drop_path_rate=0.25,
-                  init_cfg=dict(type='PretrainedViT', checkpoint=checkpoint)),
+                  init_cfg=dict(type='Pretrained', checkpoint=checkpoint)),
     head=dict(in_channels=1024))
 
 lr = 3e-4 * 1024 / 256

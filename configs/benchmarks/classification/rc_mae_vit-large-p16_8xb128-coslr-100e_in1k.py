@@ -8,6 +8,6 @@ _base_ = ['./vit-base-p16_8xb128-coslr-100e_in1k.py']
 checkpoint = 'work_dirs/rc_mae_vit-large-p16_8xb256-accum2-amp-coslr-1600e_in1k/backbone_mmpretrain.pth'
 model = dict(
     backbone=dict(arch='large', drop_path_rate=0.2,
-                  init_cfg=dict(type='PretrainedViT', checkpoint=checkpoint)),
+                  init_cfg=dict(type='Pretrained', checkpoint=checkpoint)),
     head=dict(in_channels=1024))
 optim_wrapper = dict(paramwise_cfg=dict(layer_decay_rate=0.65, num_layers=24))

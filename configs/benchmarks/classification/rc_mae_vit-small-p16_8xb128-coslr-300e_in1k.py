@@ -9,7 +9,7 @@ checkpoint = 'work_dirs/rc_mae_vit-small-p16_8xb512-amp-coslr-1600e_in1k/backbon
 # mmpretrain's 'deit-small' = timm vit_small_patch16 (384 dims, 12 blocks, 6 heads);
 # mmpretrain's 'small' is the original ViT paper's 768-wide, 8-block model
 model = dict(
-    backbone=dict(arch='deit-small', init_cfg=dict(type='PretrainedViT', checkpoint=checkpoint)),
+    backbone=dict(arch='deit-small', init_cfg=dict(type='Pretrained', checkpoint=checkpoint)),
     head=dict(in_channels=384))
 
 lr = 5e-4 * 1024 / 256

@@ -31,7 +31,7 @@ model = dict(
         # a new LayerNorm (fc_norm = our ln2); the pretrained final norm is not used
         out_type='avg_featmap',
         final_norm=False,
-        init_cfg=dict(type='PretrainedViT', checkpoint=checkpoint)),
+        init_cfg=dict(type='Pretrained', checkpoint=checkpoint)),
     neck=None,
     head=dict(
         type='LinearClsHead',

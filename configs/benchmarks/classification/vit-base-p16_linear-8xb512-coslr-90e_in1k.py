@@ -29,7 +29,7 @@ model = dict(
         final_norm=True,
         # everything frozen: patch embedding, tokens, 12 blocks and the final norm
         frozen_stages=12,
-        init_cfg=dict(type='PretrainedViT', checkpoint=checkpoint)),
+        init_cfg=dict(type='Pretrained', checkpoint=checkpoint)),
     neck=dict(type='ClsBatchNormNeck', input_features=768, affine=False, eps=1e-6),
     head=dict(
         type='LinearClsHead',

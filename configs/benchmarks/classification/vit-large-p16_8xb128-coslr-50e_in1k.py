@@ -8,7 +8,7 @@ _base_ = ['./vit-base-p16_8xb128-coslr-100e_in1k.py']
 checkpoint = 'work_dirs/sdae_vit-large-p16_8xb96-amp-coslr-300e_in1k/backbone_mmpretrain.pth'
 model = dict(
     backbone=dict(arch='large', drop_path_rate=0.2,
-                  init_cfg=dict(type='PretrainedViT', checkpoint=checkpoint)),
+                  init_cfg=dict(type='Pretrained', checkpoint=checkpoint)),
     head=dict(in_channels=1024))
 
 lr = 1e-3 * 1024 / 256
