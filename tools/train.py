@@ -101,7 +101,7 @@ def main(argv=None):
     import sdae_mm  # noqa: F401  (registers modules, applies compat)
     from mmengine.config import Config
 
-    from sdae_mm.checkpoint import check_resume_checkpoint
+    from sdae_mm.checkpoint import check_pretrained_inits, check_resume_checkpoint
     from sdae_mm.engine.recipe import check_launch
     from sdae_mm.engine.runner import build_runner
     from sdae_mm.utils.dist import prepare_cpu_distributed
@@ -115,6 +115,7 @@ def main(argv=None):
         ensure_demo_data(cfg)  # configs/demo/* on a fresh clone
         prepare_cpu_distributed(cfg)
         runner = build_runner(cfg)  # RecipeRunner: auto_scale_lr counts gradient accumulation
+        check_pretrained_inits(runner.model)  # mmengine's Pretrained only warns on a misfit
         check_launch(runner, strict=args.strict_recipe)  # what a non-declared batch changes
         runner.train()
         shutdown_dataloader_workers(runner)  # now, not whenever the runner is collected

@@ -15,7 +15,8 @@ from .io import (CheckpointReadError, CheckpointWriteError, check_readable,  # n
                  read_checkpoint, save_checkpoint)
 from .layouts import (ALGORITHMS, BRANCHES, DEFAULT_BRANCH, FORMATS, Layout,  # noqa: F401
                       detect_layout, extract_encoder, inspect_encoder)
-from .load import (CheckpointMismatchError, load_encoder, load_model_checkpoint,  # noqa: F401
+from .load import (CheckpointMismatchError, check_pretrained_inits,  # noqa: F401
+                   check_state_dict_fits, load_encoder, load_model_checkpoint,
                    load_state_dict_strict)
 from .names import mmpretrain_to_timm_key, summarize_keys, timm_to_mmpretrain_key  # noqa
 from .pos_embed import resize_pos_embed, resize_rel_pos_table  # noqa: F401
@@ -27,6 +28,7 @@ __all__ = [
     'read_checkpoint', 'check_readable', 'save_checkpoint', 'detect_layout',
     'extract_encoder', 'inspect_encoder', 'convert_layout', 'convert_checkpoint_dict',
     'load_encoder', 'load_state_dict_strict', 'load_model_checkpoint',
+    'check_state_dict_fits', 'check_pretrained_inits',
     'mmpretrain_to_timm_key', 'timm_to_mmpretrain_key', 'summarize_keys',
     'resize_pos_embed', 'resize_rel_pos_table', 'check_resume_checkpoint'
 ]

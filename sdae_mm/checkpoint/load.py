@@ -5,7 +5,7 @@ heads: ``new_keys`` patterns) may be missing from the checkpoint; they are logge
 """
 import re
 from collections import OrderedDict
-from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -18,7 +18,7 @@ from .names import summarize_keys
 from .pos_embed import resize_pos_embed, resize_rel_pos_table, split_pos_embed_length
 
 __all__ = ['CheckpointMismatchError', 'load_encoder', 'load_state_dict_strict',
-           'load_model_checkpoint']
+           'load_model_checkpoint', 'check_pretrained_inits']
 
 
 class CheckpointMismatchError(ValueError):
@@ -60,38 +60,18 @@ def load_encoder(path: str, target: str = 'mmpretrain', branch: Optional[str] = 
     return state_dict, meta
 
 
-def load_state_dict_strict(module: nn.Module,
-                           state_dict: Dict[str, torch.Tensor],
-                           source: str,
-                           new_keys: Sequence[str] = (),
-                           unused_keys: Sequence[str] = (),
-                           pos_grid: Optional[Sequence[int]] = None,
-                           num_extra_tokens: int = 1,
-                           logger: str = 'current') -> dict:
-    """Load ``state_dict`` into ``module``; anything that does not fit is an error.
-
-    ``pos_embed`` is resized to ``pos_grid`` (dropping class-token positions the module
-    has none of) and relative-position tables (``rel_pos_h``/``rel_pos_w``) to the
-    module's length.
-
-    Args:
-        module (nn.Module): The model.
-        state_dict (dict): The weights, in the module's names.
-        source (str): The file, for messages.
-        new_keys (Sequence[str]): Regexes of module keys the checkpoint need not have
-            (created by the model by design); they are logged.
-        unused_keys (Sequence[str]): Regexes of checkpoint keys the module does not use
-            by design; they are logged.
-        pos_grid (Sequence[int], optional): The module's ``pos_embed`` grid.
-        num_extra_tokens (int): Class-token positions of the module's ``pos_embed``.
-        logger (str): Where the report goes.
-
-    Returns:
-        dict: ``checkpoint``, ``loaded``, ``resized``, ``ignored`` and ``initialised``.
+def check_state_dict_fits(module: nn.Module,
+                          state_dict: Dict[str, torch.Tensor],
+                          source: str,
+                          new_keys: Sequence[str] = (),
+                          unused_keys: Sequence[str] = (),
+                          pos_grid: Optional[Sequence[int]] = None,
+                          num_extra_tokens: int = 1) -> tuple:
+    """The checking half of :func:`load_state_dict_strict` (same arguments): the tensors to
+    load (resized where needed), what was resized, ignored and left missing.
 
     Raises:
-        CheckpointMismatchError: keys the module lacks, keys it has that the checkpoint
-            lacks (other than ``new_keys``), or tensors of another shape; all are named.
+        CheckpointMismatchError: as :func:`load_state_dict_strict`.
     """
     own = module.state_dict()
     to_load, resized, ignored, unexpected, mismatched = OrderedDict(), {}, [], [], []
@@ -130,6 +110,44 @@ def load_state_dict_strict(module: nn.Module,
         if mismatched:
             lines.append('  shape mismatches: ' + '; '.join(mismatched[:12]))
         raise CheckpointMismatchError('\n'.join(lines))
+    return to_load, resized, ignored, missing
+
+
+def load_state_dict_strict(module: nn.Module,
+                           state_dict: Dict[str, torch.Tensor],
+                           source: str,
+                           new_keys: Sequence[str] = (),
+                           unused_keys: Sequence[str] = (),
+                           pos_grid: Optional[Sequence[int]] = None,
+                           num_extra_tokens: int = 1,
+                           logger: str = 'current') -> dict:
+    """Load ``state_dict`` into ``module``; anything that does not fit is an error.
+
+    ``pos_embed`` is resized to ``pos_grid`` (dropping class-token positions the module
+    has none of) and relative-position tables (``rel_pos_h``/``rel_pos_w``) to the
+    module's length.
+
+    Args:
+        module (nn.Module): The model.
+        state_dict (dict): The weights, in the module's names.
+        source (str): The file, for messages.
+        new_keys (Sequence[str]): Regexes of module keys the checkpoint need not have
+            (created by the model by design); they are logged.
+        unused_keys (Sequence[str]): Regexes of checkpoint keys the module does not use
+            by design; they are logged.
+        pos_grid (Sequence[int], optional): The module's ``pos_embed`` grid.
+        num_extra_tokens (int): Class-token positions of the module's ``pos_embed``.
+        logger (str): Where the report goes.
+
+    Returns:
+        dict: ``checkpoint``, ``loaded``, ``resized``, ``ignored`` and ``initialised``.
+
+    Raises:
+        CheckpointMismatchError: keys the module lacks, keys it has that the checkpoint
+            lacks (other than ``new_keys``), or tensors of another shape; all are named.
+    """
+    to_load, resized, ignored, missing = check_state_dict_fits(
+        module, state_dict, source, new_keys, unused_keys, pos_grid, num_extra_tokens)
     module.load_state_dict(to_load, strict=False)
     initialised = sorted(missing)
     report = dict(checkpoint=source, loaded=sorted(to_load), resized=resized,
@@ -182,3 +200,76 @@ def load_model_checkpoint(model: nn.Module, path: str, logger: str = 'current',
     report = load_state_dict_strict(model, state_dict, path, logger=logger)
     report['meta'] = ckpt.get('meta', {})
     return report
+
+
+#: mmpretrain ``VisionTransformer`` keys a fine-tuning backbone creates (``ln2``: the norm
+#: of ``out_type='avg_featmap'``) and checkpoint keys it drops (``ln1``, the final norm,
+#: with ``final_norm=False``).
+VIT_NEW_KEYS = (r'ln2\.weight', r'ln2\.bias')
+VIT_UNUSED_KEYS = (r'ln1\.weight', r'ln1\.bias')
+
+
+def _pretrained_state_dict(cfg: dict) -> Dict[str, torch.Tensor]:
+    """The weights mmengine's ``Pretrained`` initialiser takes from ``cfg['checkpoint']``:
+    its ``state_dict`` (or the dict itself), keys under ``prefix`` only, ``module.``
+    stripped."""
+    path = cfg['checkpoint']
+    ckpt = read_checkpoint(path)
+    state_dict = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
+    if not isinstance(state_dict, dict) or not state_dict or not all(
+            isinstance(v, torch.Tensor) for v in state_dict.values()):
+        keys = sorted(map(str, ckpt))[:10] if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise CheckpointMismatchError(
+            f'init_cfg checkpoint {path!r} has no state_dict of tensors ({keys}): convert it '
+            'with tools/convert_checkpoint.py --to mmpretrain first')
+    prefix = cfg.get('prefix')
+    if prefix:
+        prefix = prefix if prefix.endswith('.') else prefix + '.'
+        state_dict = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+        if not state_dict:
+            raise CheckpointMismatchError(
+                f'init_cfg checkpoint {path!r} has no key starting with prefix {prefix!r}')
+    if all(k.startswith('module.') for k in state_dict):
+        state_dict = {k[7:]: v for k, v in state_dict.items()}
+    return state_dict
+
+
+def check_pretrained_inits(model: nn.Module) -> List[str]:
+    """Check, before any weight is loaded, that every mmpretrain ``VisionTransformer`` of
+    ``model`` whose ``init_cfg`` is mmengine's ``Pretrained`` will get a checkpoint that
+    fits it.
+
+    mmengine's ``Pretrained`` loads with ``strict=False`` and only logs what does not fit,
+    so a wrong file (another architecture, a pretraining checkpoint that was not
+    converted, an official layout) would fine-tune from partly random weights. The
+    classification configs keep ``Pretrained`` (mmpretrain's ``VisionTransformer`` re-draws
+    its position embedding after any other initialiser); ``tools/train.py`` calls this
+    check instead. The position embedding may differ in grid (mmpretrain resizes it on
+    load); only ``ln2`` may be new and ``ln1`` unused.
+
+    Args:
+        model (nn.Module): The built model (wrapped or not).
+
+    Returns:
+        list[str]: The checkpoints checked.
+
+    Raises:
+        CheckpointMismatchError: a missing, unexpected or mis-shaped key, named.
+    """
+    from mmpretrain.models import VisionTransformer
+    checked = []
+    for module in model.modules():
+        if not isinstance(module, VisionTransformer):
+            continue
+        cfgs = module.init_cfg if isinstance(module.init_cfg, list) else [module.init_cfg]
+        for cfg in cfgs:
+            if not (isinstance(cfg, dict) and cfg.get('type') == 'Pretrained'
+                    and cfg.get('checkpoint')):
+                continue
+            state_dict = _pretrained_state_dict(cfg)
+            check_state_dict_fits(module, state_dict, cfg['checkpoint'],
+                                  new_keys=VIT_NEW_KEYS, unused_keys=VIT_UNUSED_KEYS,
+                                  pos_grid=tuple(module.patch_resolution),
+                                  num_extra_tokens=module.num_extra_tokens)
+            checked.append(cfg['checkpoint'])
+    return checked

@@ -88,3 +88,37 @@ def test_resume_names_the_corrupt_file_and_the_previous_good_one(tmp_path):
     with pytest.raises(CheckpointReadError, match='no earlier readable checkpoint'):
         check_resume_checkpoint(cfg)
     assert check_resume_checkpoint(Config(dict(resume=False))) is None
+
+
+def test_pretrained_init_is_checked_before_training(tmp_path):
+    """mmengine's Pretrained only warns on a misfit; check_pretrained_inits raises."""
+    from mmpretrain.models import ImageClassifier
+    from sdae_mm.checkpoint import check_pretrained_inits
+
+    def classifier(path, **backbone):
+        return ImageClassifier(
+            backbone=dict(type='VisionTransformer', arch=ARCH, img_size=64, patch_size=8,
+                          init_cfg=dict(type='Pretrained', checkpoint=str(path)), **backbone),
+            head=dict(type='LinearClsHead', num_classes=3, in_channels=32))
+
+    good = tmp_path / 'backbone.pth'
+    torch.save({'state_dict': vit().state_dict(), 'meta': {}}, good)
+    # a fine-tuning backbone: pooled-feature norm ln2 new, final norm ln1 unused, other grid
+    assert check_pretrained_inits(classifier(good, final_norm=False,
+                                             out_type='avg_featmap')) == [str(good)]
+    assert check_pretrained_inits(classifier(good)) == [str(good)]
+    wide = tmp_path / 'wide.pth'
+    torch.save({'state_dict': VisionTransformer(arch=dict(ARCH, embed_dims=64), img_size=32,
+                                                patch_size=8).state_dict()}, wide)
+    with pytest.raises(CheckpointMismatchError, match=r'wide\.pth.*\n.*shape mismatches'):
+        check_pretrained_inits(classifier(wide))
+    # an unconverted pretraining checkpoint: nothing would load without the prefix
+    raw = tmp_path / 'epoch_1.pth'
+    torch.save({'state_dict': {f'backbone.{k}': v for k, v in vit().state_dict().items()}},
+               raw)
+    with pytest.raises(CheckpointMismatchError, match='unexpected keys'):
+        check_pretrained_inits(classifier(raw))
+    with pytest.raises(CheckpointMismatchError, match="no key starting with prefix 'x.'"):
+        check_pretrained_inits(ImageClassifier(backbone=dict(
+            type='VisionTransformer', arch=ARCH, img_size=32, patch_size=8,
+            init_cfg=dict(type='Pretrained', checkpoint=str(raw), prefix='x'))))

@@ -6,6 +6,7 @@ import os.path as osp
 import subprocess
 import sys
 
+import pytest
 import torch
 
 DEMO_CFG = 'configs/demo/sdae_vit-demo-p8_1xb64-60e_digits.py'
@@ -77,3 +78,21 @@ def test_two_process_gloo_ddp_keeps_teacher_identical(repo_root, demo_data, tmp_
     for k in t0:
         torch.testing.assert_close(t0[k], t1[k], rtol=0, atol=0, msg=k)
         torch.testing.assert_close(t0[k], ckpt['state_dict']['teacher.' + k], rtol=0, atol=0)
+
+
+def test_pretrained_backbone_that_does_not_fit_stops_before_training(demo_data, tmp_path):
+    """mmengine's Pretrained init only warns about a misfit; tools/train.py checks first."""
+    from mmpretrain.models import VisionTransformer
+
+    from sdae_mm.checkpoint import CheckpointMismatchError
+    from tools import train
+    narrow = VisionTransformer(arch=dict(embed_dims=64, num_layers=6, num_heads=2,
+                                         feedforward_channels=256), img_size=64, patch_size=8)
+    path = tmp_path / 'narrow.pth'
+    torch.save({'state_dict': narrow.state_dict(), 'meta': {}}, path)
+    config = 'configs/demo/linear_vit-demo-p8_1xb64-10e_digits.py'
+    with pytest.raises(CheckpointMismatchError, match=r'narrow\.pth.*\n.*shape mismatches'):
+        train.main([config, '--work-dir', str(tmp_path / 'work'), '--cfg-options',
+                    f'model.backbone.init_cfg.checkpoint={path}',
+                    f'train_dataloader.dataset.data_root={demo_data}/cls'])
+    assert not (tmp_path / 'work' / 'epoch_1.pth').exists()
