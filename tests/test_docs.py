@@ -16,6 +16,8 @@ from functools import lru_cache
 
 import pytest
 
+from tests.helpers.tools import load_tool
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 PY = '.venv/bin/python'
 REPO_DIRS = ('configs/', 'tools/', 'docs/', 'sdae_mm/', 'requirements/', 'tests/')
@@ -110,11 +112,7 @@ def load_config(path):
 
 @lru_cache(maxsize=None)
 def tool_module(path):
-    spec = importlib.util.spec_from_file_location(
-        'doc_tool_' + re.sub(r'\W', '_', path), osp.join(ROOT, path))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(path)
 
 
 def _has_key(cfg, dotted):

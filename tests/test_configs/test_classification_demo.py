@@ -1,13 +1,13 @@
 """The classification demo configs train and evaluate through tools/train.py and tools/test.py."""
-import importlib.util
 import json
 import os
-import os.path as osp
 import subprocess
 import sys
 
 import pytest
 import torch
+
+from tests.helpers.tools import load_tool
 
 FINETUNE_DEMO = 'configs/demo/finetune_vit-demo-p8_1xb64-coslr-5e_digits.py'
 LINEAR_DEMO = 'configs/demo/linear_vit-demo-p8_1xb64-10e_digits.py'
@@ -44,11 +44,7 @@ def converted_backbone(tmp_path_factory):
 
 
 def _load_tool(repo_root, name):
-    spec = importlib.util.spec_from_file_location(f'{name}_tool',
-                                                  osp.join(repo_root, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(f'tools/{name}.py')
 
 
 def test_linear_demo_through_train_and_test_scripts(repo_root, demo_data, converted_backbone,

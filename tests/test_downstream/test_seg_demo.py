@@ -19,6 +19,7 @@ from PIL import Image
 import sdae_mm.downstream.seg  # noqa: F401  (DigitScenesDataset)
 from sdae_mm.checkpoint import convert_checkpoint_dict
 from tests.helpers.models import DEMO_ARCH
+from tests.helpers.tools import load_tool
 
 #: default scope of every test here (see tests/conftest.py)
 DEFAULT_SCOPE = 'mmseg'
@@ -29,12 +30,7 @@ NUM_CLASSES = 11
 
 def tool_main(repo_root, name):
     """``main`` of tools/<name>.py, imported from its file."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(f'_seg_tools_{name}',
-                                                  osp.join(repo_root, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_tool(f'tools/{name}.py').main
 
 
 @pytest.fixture(scope='module')

@@ -1,10 +1,11 @@
 """tools/analysis_tools/benchmark_pipeline.py on a few small synthetic JPEGs."""
-import importlib.util
 import json
 import os.path as osp
 
 import numpy as np
 from PIL import Image
+
+from tests.helpers.tools import load_tool as load_tool_file
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(REPO, 'tools', 'analysis_tools', 'benchmark_pipeline.py')
@@ -12,10 +13,7 @@ CONFIG = osp.join(REPO, 'configs', '_base_', 'datasets', 'imagenet_bs96_sdae.py'
 
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location('benchmark_pipeline_tool', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool_file('tools/analysis_tools/benchmark_pipeline.py')
 
 
 tool = load_tool()

@@ -1,11 +1,11 @@
 """Tests of tools/convert_checkpoint.py (run in-process through its main())."""
-import importlib.util
 import os.path as osp
 
 import pytest
 import torch
 
 import sdae_mm  # noqa: F401
+from tests.helpers.tools import load_tool as load_tool_file
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(REPO, 'tools', 'convert_checkpoint.py')
@@ -13,10 +13,7 @@ ARCH = dict(embed_dims=96, num_layers=6, num_heads=3, feedforward_channels=384)
 
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location('convert_checkpoint_tool', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool_file('tools/convert_checkpoint.py')
 
 
 tool = load_tool()

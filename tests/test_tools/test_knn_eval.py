@@ -1,5 +1,4 @@
 """tools/knn_eval.py: features of a checkpoint (any layout), strict loading, the command."""
-import importlib.util
 import json
 import os.path as osp
 
@@ -7,6 +6,7 @@ import pytest
 import torch
 
 from sdae_mm.checkpoint import CheckpointMismatchError, convert_checkpoint_dict
+from tests.helpers.tools import load_tool
 
 LINEAR_DEMO = 'configs/demo/linear_vit-demo-p8_1xb64-10e_digits.py'
 DEMO_ARCH = dict(embed_dims=96, num_layers=6, num_heads=3, feedforward_channels=384)
@@ -14,11 +14,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def _load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'knn_eval_tool', osp.join(ROOT, 'tools', 'knn_eval.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools/knn_eval.py')
 
 
 tool = _load_tool()

@@ -1,5 +1,4 @@
 """tools/test.py loads the checkpoint strictly: a file that does not fit is an error."""
-import importlib.util
 import os.path as osp
 
 import pytest
@@ -8,17 +7,14 @@ from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
 from sdae_mm.checkpoint import CheckpointMismatchError, CheckpointReadError
+from tests.helpers.tools import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 LINEAR_DEMO = osp.join(ROOT, 'configs/demo/linear_vit-demo-p8_1xb64-10e_digits.py')
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location('test_tool', osp.join(ROOT, 'tools',
-                                                                        'test.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools/test.py')
 
 
 def _args(demo_data, tmp_path, checkpoint):

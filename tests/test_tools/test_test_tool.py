@@ -1,7 +1,6 @@
 """tools/test.py: --show-dir/--show through the config's visualization hook (mmpretrain,
 mmseg and mmdet style) and --json metrics."""
 import argparse
-import importlib.util
 import json
 import os.path as osp
 
@@ -9,17 +8,15 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from tests.helpers.tools import load_tool
+
 CLS_CFG = 'configs/demo/linear_vit-demo-p8_1xb64-10e_digits.py'
 SEG_CFG = 'configs/demo/upernet_vit-demo_1xb8-300iters_digit-scenes-128x128.py'
 DET_CFG = 'configs/demo/mask-rcnn_vit-demo_fpn_1xb4-300iters_digit-scenes-128x128.py'
 
 
 def _tool(repo_root):
-    spec = importlib.util.spec_from_file_location('test_tool',
-                                                  osp.join(repo_root, 'tools/test.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
+    return load_tool('tools/test.py')
 
 
 def _args(**kw):

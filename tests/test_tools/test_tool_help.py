@@ -1,16 +1,17 @@
 """The Python tools answer ``--help`` before importing torch and the OpenMMLab stack."""
-import importlib.util
-import os.path as osp
 import subprocess
 import sys
 
 import pytest
+
+from tests.helpers.tools import load_tool
 
 TOOLS = ['tools/train.py', 'tools/test.py', 'tools/convert_checkpoint.py',
          'tools/visualize_masks.py']
 
 PROBE = """
 import runpy, sys
+from tests.helpers.tools import load_tool
 sys.argv = [{tool!r}, '--help']
 try:
     runpy.run_path({tool!r}, run_name='__main__')
@@ -33,10 +34,7 @@ def test_help_without_heavy_imports(repo_root, tool):
 
 def test_convert_checkpoint_choices_match_the_library(repo_root):
     from sdae_mm import checkpoint
-    spec = importlib.util.spec_from_file_location(
-        'convert_checkpoint_tool', osp.join(repo_root, 'tools/convert_checkpoint.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('tools/convert_checkpoint.py')
     assert tool.TARGETS == checkpoint.TARGETS
     assert tool.ALGORITHMS == checkpoint.ALGORITHMS
     assert tool.BRANCHES == checkpoint.BRANCHES

@@ -1,22 +1,18 @@
 """tools/train.py --resume with an unreadable checkpoint names it and the previous good one."""
-import importlib.util
 import os.path as osp
 
 import pytest
 import torch
 
 from sdae_mm.checkpoint import CheckpointReadError
+from tests.helpers.tools import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO_CFG = osp.join(ROOT, 'configs/demo/sdae_vit-demo-p8_1xb64-60e_digits.py')
 
 
 def _train_tool():
-    spec = importlib.util.spec_from_file_location('train_tool', osp.join(ROOT, 'tools',
-                                                                         'train.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools/train.py')
 
 
 @pytest.mark.parametrize('explicit', [True, False])
