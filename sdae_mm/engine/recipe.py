@@ -29,9 +29,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapperDict
 from mmengine.registry import PARAM_SCHEDULERS
+from mmpretrain.utils import get_ori_model
 
 from .runner import (RecipeRunner, accumulative_counts, build_runner, model_device,
                      per_gpu_batch_size)
@@ -200,15 +200,11 @@ def build_recipe_runner(cfg, device: str = 'meta', work_dir: Optional[str] = Non
     _import_scope_modules(cfg)
     with _quiet(), model_device(device):
         runner = build_runner(cfg)
-    model = _unwrap(runner.model)
+    model = get_ori_model(runner.model)
     if device == 'meta' and not any(p.is_meta for p in model.parameters()):
         raise RuntimeError(f'the runner ({type(runner).__name__}) did not build the model on '
                            'the meta device')
     return runner
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if is_model_wrapper(model) else model
 
 
 # --------------------------------------------------------------------------- reading
@@ -487,7 +483,7 @@ def effective_recipe(cfg, gpus: Optional[int] = None, nodes: Optional[int] = Non
 
 def _read_recipe(cfg, runner, launch: Dict, dataset_size: Optional[int], device: str) -> Dict:
     world = launch['gpus']
-    model = _unwrap(runner.model)
+    model = get_ori_model(runner.model)
     ow_cfg, ow_changes = _optim_wrapper_cfg(cfg, device)
     with _quiet():
         optim_wrapper = runner.build_optim_wrapper(ow_cfg)

@@ -149,7 +149,7 @@ class RecipeRunner(Runner):
         world = self.world_size if world_size is None else int(world_size)
         per_gpu = per_gpu_batch_size(self._train_dataloader)
         accum = accumulative_counts(optim_wrapper)
-        real_bs = world * per_gpu * accum
+        real_bs = self.effective_batch_size(world, optim_wrapper)
         base_bs = auto_scale_lr['base_batch_size']
         ratio = float(real_bs) / float(base_bs)
         self.logger.info(

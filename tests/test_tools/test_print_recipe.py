@@ -86,3 +86,11 @@ def test_bad_counts_are_rejected(repo_root, capsys):
     with pytest.raises(SystemExit) as err:
         _run(repo_root, RCMAE_B, '--gpus', '0')
     assert err.value.code == 2 and '--gpus must be at least 1' in capsys.readouterr().err
+
+
+def test_cfg_options_are_checked_as_in_train(repo_root, capsys):
+    """A misspelt key is an error here too, not a recipe printed with the default."""
+    with pytest.raises(ValueError, match='optim_wraper.*optim_wrapper'):
+        _run(repo_root, RCMAE_B, '--cfg-options', 'optim_wraper.optimizer.lr=1e-3')
+    _run(repo_root, RCMAE_B, '--cfg-options', 'optim_wrapper.optimizer.lr=1.2e-3')
+    assert 'lr over groups: min 0.0012, max 0.0012' in capsys.readouterr().out

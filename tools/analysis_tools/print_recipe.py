@@ -27,6 +27,7 @@ import sdae_mm  # noqa: E402,F401  (registers modules, applies compat)
 from mmengine.config import Config, DictAction  # noqa: E402
 
 from sdae_mm.engine.recipe import effective_recipe, format_recipe  # noqa: E402
+from sdae_mm.utils.cfg_options import merge_cfg_options  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -57,8 +58,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    merge_cfg_options(cfg, args.cfg_options)  # as tools/train.py: unknown keys are an error
     recipe = effective_recipe(cfg, gpus=args.gpus, nodes=args.nodes,
                               dataset_size=args.dataset_size, device=args.device)
     print(format_recipe(recipe))

@@ -201,13 +201,14 @@ class TeacherStudentSelfSupervisor(BaseSelfSupervisor):
         num_visible = {int(m.numel() - m.sum()) for m in masks}
         if len(num_visible) != 1:
             raise ValueError(f'samples of one batch have different visible counts: {num_visible}')
-        ids_shuffle = torch.stack(ids).to(device=device, dtype=torch.long)
-        mask = torch.stack(masks).to(device=device, dtype=torch.float32)
+        ids_shuffle = torch.stack(ids).long()
+        mask = torch.stack(masks).float()
         num_visible = num_visible.pop()
+        # checked where the samples are (the CPU), before the copy: no device sync per step
         if mask.gather(1, ids_shuffle[:, :num_visible]).any():
             raise ValueError('the samples\' mask marks patches as masked that ids_shuffle puts '
                              'among the visible ones: mask and ids_shuffle disagree')
-        return ids_shuffle, num_visible, mask
+        return ids_shuffle.to(device), num_visible, mask.to(device)
 
     # ------------------------------------------------------------- training
     def parse_losses(self, losses: Dict[str, torch.Tensor]):
