@@ -13,7 +13,7 @@ from mmengine.logging import print_log
 
 from .convert import convert_layout
 from .io import read_checkpoint
-from .layouts import detect_layout
+from .layouts import _strip_module, detect_layout
 from .names import summarize_keys
 from .pos_embed import resize_pos_embed, resize_rel_pos_table, split_pos_embed_length
 
@@ -75,6 +75,7 @@ def check_state_dict_fits(module: nn.Module,
     """
     own = module.state_dict()
     to_load, resized, ignored, unexpected, mismatched = OrderedDict(), {}, [], [], []
+    mismatched_keys = set()
     for key, value in state_dict.items():
         if key not in own:
             (ignored if _matches(key, unused_keys) else unexpected).append(key)
@@ -90,15 +91,15 @@ def check_state_dict_fits(module: nn.Module,
                 value.ndim == 2 and value.shape[1] == ref.shape[1]:
             value = resize_rel_pos_table(value, ref.shape[0])
         if value.shape != ref.shape:
+            mismatched_keys.add(key)
             mismatched.append(f'{key}: checkpoint {tuple(state_dict[key].shape)} vs model '
                               f'{tuple(ref.shape)}')
             continue
         if value is not state_dict[key]:
             resized[key] = (tuple(state_dict[key].shape), tuple(value.shape))
         to_load[key] = value.to(ref.dtype)
-    missing = [k for k in own if k not in to_load and k not in mismatched]
-    surprising = [k for k in missing if not _matches(k, new_keys)
-                  and not any(m.startswith(k + ':') for m in mismatched)]
+    missing = [k for k in own if k not in to_load and k not in mismatched_keys]
+    surprising = [k for k in missing if not _matches(k, new_keys)]
     if unexpected or mismatched or surprising:
         lines = [f'checkpoint {source!r} does not fit {type(module).__name__}:']
         if surprising:
@@ -165,6 +166,16 @@ def load_state_dict_strict(module: nn.Module,
     return report
 
 
+def _tensor_state_dict(ckpt) -> Optional[dict]:
+    """The ``state_dict`` of a loaded checkpoint (or the checkpoint itself) when it is a
+    dict of tensors, as mmengine's loaders take it; else None."""
+    state_dict = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
+    if isinstance(state_dict, dict) and all(
+            isinstance(v, torch.Tensor) for v in state_dict.values()):
+        return state_dict
+    return None
+
+
 def load_model_checkpoint(model: nn.Module, path: str, logger: str = 'current',
                           before_load: Optional[Callable[[dict], None]] = None) -> dict:
     """Load a whole-model checkpoint (an mmengine ``state_dict``) strictly.
@@ -188,16 +199,13 @@ def load_model_checkpoint(model: nn.Module, path: str, logger: str = 'current',
                                       'not a dict of weights')
     if before_load is not None:
         before_load(ckpt)
-    state_dict = ckpt.get('state_dict', ckpt)
-    if not isinstance(state_dict, dict) or not all(
-            isinstance(v, torch.Tensor) for v in state_dict.values()):
+    state_dict = _tensor_state_dict(ckpt)
+    if state_dict is None:
         raise CheckpointMismatchError(
             f"checkpoint {path!r} has no 'state_dict' of tensors (top-level keys: "
             f'{sorted(map(str, ckpt))[:10]}); convert an official or pretraining file with '
             'tools/convert_checkpoint.py first')
-    if state_dict and all(k.startswith('module.') for k in state_dict):
-        state_dict = OrderedDict((k[7:], v) for k, v in state_dict.items())
-    report = load_state_dict_strict(model, state_dict, path, logger=logger)
+    report = load_state_dict_strict(model, _strip_module(state_dict), path, logger=logger)
     report['meta'] = ckpt.get('meta', {})
     return report
 
@@ -215,9 +223,8 @@ def _pretrained_state_dict(cfg: dict) -> Dict[str, torch.Tensor]:
     stripped."""
     path = cfg['checkpoint']
     ckpt = read_checkpoint(path)
-    state_dict = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(state_dict, dict) or not state_dict or not all(
-            isinstance(v, torch.Tensor) for v in state_dict.values()):
+    state_dict = _tensor_state_dict(ckpt)
+    if not state_dict:
         keys = sorted(map(str, ckpt))[:10] if isinstance(ckpt, dict) else type(ckpt).__name__
         raise CheckpointMismatchError(
             f'init_cfg checkpoint {path!r} has no state_dict of tensors ({keys}): convert it '
@@ -229,9 +236,7 @@ def _pretrained_state_dict(cfg: dict) -> Dict[str, torch.Tensor]:
         if not state_dict:
             raise CheckpointMismatchError(
                 f'init_cfg checkpoint {path!r} has no key starting with prefix {prefix!r}')
-    if all(k.startswith('module.') for k in state_dict):
-        state_dict = {k[7:]: v for k, v in state_dict.items()}
-    return state_dict
+    return _strip_module(state_dict)
 
 
 def check_pretrained_inits(model: nn.Module) -> List[str]:
