@@ -134,17 +134,9 @@ def comparison_rows(evaluations: Dict[str, dict]) -> List[list]:
 
 def machine_description() -> str:
     """CPU model, core count and the torch version, for the report's provenance line."""
-    import platform
-
     import torch
-    model = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo') as f:
-            names = [line.split(':', 1)[1].strip() for line in f if line.startswith('model name')]
-        model = names[0] if names else model
-    except OSError:
-        pass
-    return (f'{model}, {os.cpu_count()} CPU cores, torch {torch.__version__}, '
+    from analysis_tools.benchmark_step import cpu_model_name
+    return (f'{cpu_model_name()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, '
             f'{torch.get_num_threads()} threads')
 
 

@@ -28,6 +28,7 @@ import os
 import os.path as osp
 import random
 import statistics
+import sys
 import tempfile
 import time
 
@@ -37,6 +38,9 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from PIL import Image
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+from tools.analysis_tools.benchmark_step import cpu_model_name, write_json  # noqa: E402
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -286,7 +290,8 @@ def main(argv=None) -> dict:
     import sdae_mm  # noqa: F401  (registers the transforms and the sampler)
 
     tmp = None
-    result = dict(config=args.config, crop=dict(crop_entry(cfg)), cpu=_cpu_name(),
+    result = dict(config=args.config, crop=dict(crop_entry(cfg)),
+                  cpu=f'{cpu_model_name()} ({os.cpu_count()} logical)',
                   torch=torch.__version__, pillow=Image.__version__,
                   simplejpeg=_version('simplejpeg'))
     if args.images:
@@ -313,9 +318,7 @@ def main(argv=None) -> dict:
             tmp.cleanup()
     print(json.dumps(result, indent=2))
     if args.json:
-        os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
-        with open(args.json, 'w') as f:
-            json.dump(result, f, indent=2)
+        write_json(result, args.json)
     return result
 
 
@@ -324,17 +327,6 @@ def _version(package: str) -> str:
         return __import__(package).__version__
     except ImportError:
         return 'not installed'
-
-
-def _cpu_name() -> str:
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip() + f' ({os.cpu_count()} logical)'
-    except OSError:  # pragma: no cover
-        pass
-    return f'{os.cpu_count()} logical CPUs'
 
 
 if __name__ == '__main__':
