@@ -229,22 +229,12 @@ def detect_arch(checkpoint: str) -> str:
     Reads any 4-d tensor whose name contains ``patch_embed`` (official, mmengine,
     mmpretrain and timm layouts alike) at any nesting level of the checkpoint.
     """
-    import pickle
-
-    import torch
-
-    def load():  # torch's safe loader; official checkpoints keep their argparse options
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            return torch.load(checkpoint, map_location='cpu', weights_only=True)
+    from sdae_mm.checkpoint import CheckpointReadError, read_checkpoint
     try:
-        ckpt = load()
-    except pickle.UnpicklingError:  # mmengine's message hub: sdae_mm's allow-list
-        import sdae_mm  # noqa: F401
-        try:
-            ckpt = load()
-        except pickle.UnpicklingError as err:
-            raise ValueError(f'{checkpoint}: cannot read it safely to find the encoder size '
-                             f'({err}); pass --arch') from None
+        ckpt = read_checkpoint(checkpoint)  # the safe loader every reader uses
+    except CheckpointReadError as err:
+        raise ValueError(f'{checkpoint}: cannot read it safely to find the encoder size '
+                         f'({err}); pass --arch') from None
     stack = [ckpt]
     while stack:
         node = stack.pop()
